@@ -1,0 +1,1 @@
+"""The ``swatch`` command line."""

@@ -1,0 +1,3 @@
+from swatch.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Training, evaluation and (later) the trainer service."""
