@@ -37,8 +37,9 @@ class ModelMetadata(BaseModel):
     versions: dict[str, str] = Field(default_factory=dict)
 
 
-def save_artifact(path: Path, model: Any, metadata: ModelMetadata,
-                  extra_files: dict[str, Path] | None = None) -> Path:
+def save_artifact(
+    path: Path, model: Any, metadata: ModelMetadata, extra_files: dict[str, Path] | None = None
+) -> Path:
     """Write atomically: a half-written model folder never appears at ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -62,7 +63,9 @@ def read_metadata(path: Path) -> ModelMetadata:
     path = Path(path)
     meta = path / METADATA_FILE
     if not meta.is_file() or not (path / MODEL_FILE).is_file():
-        raise ArtifactError(f"{path} is not a Swatch model (needs {MODEL_FILE} and {METADATA_FILE})")
+        raise ArtifactError(
+            f"{path} is not a Swatch model (needs {MODEL_FILE} and {METADATA_FILE})"
+        )
     try:
         data = json.loads(meta.read_text())
     except json.JSONDecodeError as exc:

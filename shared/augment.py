@@ -20,8 +20,12 @@ class Augmentation:
         return asdict(self)
 
 
-def augment(view: Image.Image, aug: Augmentation, rng: np.random.Generator,
-            fill: tuple[int, int, int] = (128, 128, 128)) -> Image.Image:
+def augment(
+    view: Image.Image,
+    aug: Augmentation,
+    rng: np.random.Generator,
+    fill: tuple[int, int, int] = (128, 128, 128),
+) -> Image.Image:
     if aug.flip and rng.random() < 0.5:
         view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     width, height = view.size
@@ -34,11 +38,20 @@ def augment(view: Image.Image, aug: Augmentation, rng: np.random.Generator,
     cos, sin = np.cos(theta) / scale, np.sin(theta) / scale
     cx, cy = width / 2, height / 2
     matrix = (
-        cos, sin, cx - cos * (cx + dx) - sin * (cy + dy),
-        -sin, cos, cy + sin * (cx + dx) - cos * (cy + dy),
+        cos,
+        sin,
+        cx - cos * (cx + dx) - sin * (cy + dy),
+        -sin,
+        cos,
+        cy + sin * (cx + dx) - cos * (cy + dy),
     )
-    view = view.transform(view.size, Image.Transform.AFFINE, matrix,
-                          resample=Image.Resampling.BILINEAR, fillcolor=fill)
+    view = view.transform(
+        view.size,
+        Image.Transform.AFFINE,
+        matrix,
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=fill,
+    )
     for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
         view = enhancer(view).enhance(1.0 + rng.uniform(-aug.color, aug.color))
     return view

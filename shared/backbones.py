@@ -35,21 +35,56 @@ class BackboneSpec:
 BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
-        BackboneSpec("vgg16", "VGG16", "vgg16",
-                     {"mid": "block4_pool", "last": "block5_pool"}, 356, 32, "block5_"),
-        BackboneSpec("vgg19", "VGG19", "vgg19",
-                     {"mid": "block4_pool", "last": "block5_pool"}, 356, 32, "block5_"),
-        BackboneSpec("resnet50", "ResNet50", "resnet50",
-                     {"mid": "conv4_block6_out", "last": "conv5_block3_out"}, 356, 32, "conv5_"),
-        BackboneSpec("inception_v3", "InceptionV3", "inception_v3",
-                     {"mid": "mixed7", "last": "mixed10"}, 356, 75, "mixed"),
-        BackboneSpec("xception", "Xception", "xception",
-                     {"mid": "block13_sepconv1_act", "last": "block14_sepconv2_act"},
-                     356, 71, "block14_"),
+        BackboneSpec(
+            "vgg16",
+            "VGG16",
+            "vgg16",
+            {"mid": "block4_pool", "last": "block5_pool"},
+            356,
+            32,
+            "block5_",
+        ),
+        BackboneSpec(
+            "vgg19",
+            "VGG19",
+            "vgg19",
+            {"mid": "block4_pool", "last": "block5_pool"},
+            356,
+            32,
+            "block5_",
+        ),
+        BackboneSpec(
+            "resnet50",
+            "ResNet50",
+            "resnet50",
+            {"mid": "conv4_block6_out", "last": "conv5_block3_out"},
+            356,
+            32,
+            "conv5_",
+        ),
+        BackboneSpec(
+            "inception_v3",
+            "InceptionV3",
+            "inception_v3",
+            {"mid": "mixed7", "last": "mixed10"},
+            356,
+            75,
+            "mixed",
+        ),
+        BackboneSpec(
+            "xception",
+            "Xception",
+            "xception",
+            {"mid": "block13_sepconv1_act", "last": "block14_sepconv2_act"},
+            356,
+            71,
+            "block14_",
+        ),
         # A three-block convolutional net with seeded random weights, for tests and smoke
         # runs where no pretrained weights exist. Never the default.
-        BackboneSpec("tiny", "", "tiny",
-                     {"mid": "block2_pool", "last": "block3_pool"}, 64, 16, "block3_"),
+        BackboneSpec(
+            "tiny", "", "tiny", {"mid": "block2_pool", "last": "block3_pool"}, 64, 16, "block3_"
+        ),
     )
 }
 PRETRAINED_BACKBONES = ("vgg16", "vgg19", "inception_v3", "xception", "resnet50")
@@ -134,7 +169,13 @@ def _tiny_backbone(shape: tuple[int, int, int]) -> Any:
     x = inputs
     for block, filters in enumerate((8, 16, 32), start=1):
         init = keras.initializers.HeNormal(seed=block)
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu",
-                          kernel_initializer=init, name=f"block{block}_conv1")(x)
+        x = layers.Conv2D(
+            filters,
+            3,
+            padding="same",
+            activation="relu",
+            kernel_initializer=init,
+            name=f"block{block}_conv1",
+        )(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
     return keras.Model(inputs, x, name="tiny")

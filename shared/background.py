@@ -58,8 +58,9 @@ def _providers() -> list[str]:
 class BackgroundRemover:
     """Computes foreground masks; with ``cache_dir`` set, each mask is computed once."""
 
-    def __init__(self, model_name: str, u2net_home: Path | None = None,
-                 cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, model_name: str, u2net_home: Path | None = None, cache_dir: Path | None = None
+    ) -> None:
         self.model_name = model_name
         self.u2net_home = u2net_home
         self.cache_dir = cache_dir / "masks" / model_name if cache_dir else None

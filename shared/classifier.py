@@ -20,8 +20,13 @@ ImageInput = Image.Image | bytes | str | Path
 class Classifier:
     """A loaded model; load once per process and reuse it for every batch."""
 
-    def __init__(self, model: object, metadata: ModelMetadata,
-                 remover: BackgroundRemover | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        model: object,
+        metadata: ModelMetadata,
+        remover: BackgroundRemover | None,
+        settings: Settings,
+    ) -> None:
         self.model = model
         self.metadata = metadata
         self.prep = Preprocessing.from_dict(metadata.preprocessing)
@@ -38,8 +43,11 @@ class Classifier:
         metadata = read_metadata(Path(path))
         model = keras.models.load_model(Path(path) / MODEL_FILE, compile=False)
         prep = Preprocessing.from_dict(metadata.preprocessing)
-        remover = (BackgroundRemover(prep.background_removal, settings.u2net_home)
-                   if prep.background_removal else None)
+        remover = (
+            BackgroundRemover(prep.background_removal, settings.u2net_home)
+            if prep.background_removal
+            else None
+        )
         return cls(model, metadata, remover, settings)
 
     @property
@@ -64,15 +72,16 @@ class Classifier:
             return np.zeros((0, len(self.class_names)), np.float32)
         n_views = len(self.prep.views)
         inputs = [np.stack([v[i] for v in views]).astype(np.float32) for i in range(n_views)]
-        out = self.model.predict(inputs if n_views > 1 else inputs[0],
-                                 batch_size=batch_size, verbose=0)
+        out = self.model.predict(
+            inputs if n_views > 1 else inputs[0], batch_size=batch_size, verbose=0
+        )
         return np.asarray(out, dtype=np.float32)
 
     def predict(self, images: Sequence[ImageInput], batch_size: int = 32) -> np.ndarray:
         """Per-class probabilities for each image, [N, classes]. Bad images raise."""
         out = []
         for start in range(0, len(images), batch_size):
-            chunk = [self.prepare(item) for item in images[start:start + batch_size]]
+            chunk = [self.prepare(item) for item in images[start : start + batch_size]]
             out.append(self.predict_views(chunk, batch_size))
         if not out:
             return np.zeros((0, len(self.class_names)), np.float32)
@@ -80,5 +89,7 @@ class Classifier:
 
     def top_k(self, probs: np.ndarray, k: int = 3) -> list[list[tuple[str, float]]]:
         order = np.argsort(-probs, axis=1)[:, :k]
-        return [[(self.class_names[j], float(row[j])) for j in idx]
-                for row, idx in zip(probs, order, strict=True)]
+        return [
+            [(self.class_names[j], float(row[j])) for j in idx]
+            for row, idx in zip(probs, order, strict=True)
+        ]

@@ -15,8 +15,13 @@ from shared.images import DEFAULT_MAX_PIXELS, ImageError, load_image
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-_SPLIT_ALIASES = {"train": "train", "validation": "validation", "val": "validation",
-                  "valid": "validation", "test": "test"}
+_SPLIT_ALIASES = {
+    "train": "train",
+    "validation": "validation",
+    "val": "validation",
+    "valid": "validation",
+    "test": "test",
+}
 
 
 class DatasetError(ValueError):
@@ -42,8 +47,10 @@ class Dataset:
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {
-            split: {name: sum(1 for s in samples if s.label == i)
-                    for i, name in enumerate(self.class_names)}
+            split: {
+                name: sum(1 for s in samples if s.label == i)
+                for i, name in enumerate(self.class_names)
+            }
             for split, samples in self.splits.items()
         }
 
@@ -52,8 +59,9 @@ class Dataset:
         digest = hashlib.sha256()
         for split in SPLITS:
             for sample in sorted(self.splits.get(split, []), key=lambda s: s.sha256):
-                digest.update(f"{split}:{self.class_names[sample.label]}:{sample.sha256}\n"
-                              .encode())
+                digest.update(
+                    f"{split}:{self.class_names[sample.label]}:{sample.sha256}\n".encode()
+                )
         return digest.hexdigest()
 
     def split_manifest(self) -> dict[str, list[str]]:
@@ -67,7 +75,9 @@ def _class_dirs(folder: Path) -> list[Path]:
 def _scan_class(folder: Path, max_pixels: int) -> tuple[list[tuple[Path, str]], list]:
     good, bad = [], []
     for path in sorted(folder.rglob("*")):
-        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(folder).parts):
+        if not path.is_file() or any(
+            part.startswith(".") for part in path.relative_to(folder).parts
+        ):
             continue
         try:
             _, sha = load_image(path, max_pixels=max_pixels)
@@ -79,8 +89,13 @@ def _scan_class(folder: Path, max_pixels: int) -> tuple[list[tuple[Path, str]], 
     return good, bad
 
 
-def load_dataset(root: Path | str, seed: int = 0, fractions: tuple[float, float, float] = (
-        0.8, 0.1, 0.1), max_pixels: int = DEFAULT_MAX_PIXELS, progress=None) -> Dataset:
+def load_dataset(
+    root: Path | str,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress=None,
+) -> Dataset:
     """Scan ``root``: either ``train/ validation/ test/`` trees or one tree to split.
 
     Every file is decoded once here; unreadable ones are skipped with a warning each and
@@ -91,12 +106,14 @@ def load_dataset(root: Path | str, seed: int = 0, fractions: tuple[float, float,
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder")
     top = _class_dirs(root)
-    split_dirs = {_SPLIT_ALIASES[p.name.lower()]: p for p in top
-                  if p.name.lower() in _SPLIT_ALIASES}
+    split_dirs = {
+        _SPLIT_ALIASES[p.name.lower()]: p for p in top if p.name.lower() in _SPLIT_ALIASES
+    }
     presplit = "train" in split_dirs and len(split_dirs) >= 2
     if presplit:
-        layout = {split: {d.name: d for d in _class_dirs(folder)}
-                  for split, folder in split_dirs.items()}
+        layout = {
+            split: {d.name: d for d in _class_dirs(folder)} for split, folder in split_dirs.items()
+        }
     else:
         layout = {"all": {d.name: d for d in top}}
     class_names = sorted({name for classes in layout.values() for name in classes})
@@ -125,15 +142,17 @@ def load_dataset(root: Path | str, seed: int = 0, fractions: tuple[float, float,
 
     splits = (
         {split: found.get(split, []) for split in SPLITS}
-        if presplit else stratified_split(found["all"], seed, fractions)
+        if presplit
+        else stratified_split(found["all"], seed, fractions)
     )
     if not splits["train"]:
         raise DatasetError(f"{root} has no readable training images")
     return Dataset(root, class_names, splits, skipped, duplicates, presplit, seed)
 
 
-def stratified_split(samples: list[Sample], seed: int,
-                     fractions: tuple[float, float, float]) -> dict[str, list[Sample]]:
+def stratified_split(
+    samples: list[Sample], seed: int, fractions: tuple[float, float, float]
+) -> dict[str, list[Sample]]:
     """Deterministic per-class split; the order of files on disk does not matter."""
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise DatasetError("split fractions must add up to 1")
@@ -146,14 +165,14 @@ def stratified_split(samples: list[Sample], seed: int,
         group = by_label[label]
         order = rng.permutation(len(group))
         n = len(group)
-        n_val = int(round(fractions[1] * n))
-        n_test = int(round(fractions[2] * n))
+        n_val = round(fractions[1] * n)
+        n_test = round(fractions[2] * n)
         if n >= 3:  # every class present in every split when it can be
             n_val, n_test = max(1, n_val), max(1, n_test)
         shuffled = [group[i] for i in order]
         splits["validation"] += shuffled[:n_val]
-        splits["test"] += shuffled[n_val:n_val + n_test]
-        splits["train"] += shuffled[n_val + n_test:]
+        splits["test"] += shuffled[n_val : n_val + n_test]
+        splits["train"] += shuffled[n_val + n_test :]
     return splits
 
 

@@ -92,24 +92,27 @@ class FeatureJob:
     def keys(self, copy: int, taps: tuple[str, ...] | None = None) -> list[list[str]]:
         """keys[view][tap] for one augmentation copy."""
         tag = self._aug_tag(copy)
-        return [[self.key.digest(tap, self.prep.view_key(view), tag) for tap in taps or self.taps]
-                for view in self.prep.views]
+        return [
+            [self.key.digest(tap, self.prep.view_key(view), tag) for tap in taps or self.taps]
+            for view in self.prep.views
+        ]
 
     def _cached(self, sha: str, copy: int) -> bool:
         return self.store is not None and all(
-            self.store.has(k, sha, copy) for row in self.keys(copy, self.wanted) for k in row)
+            self.store.has(k, sha, copy) for row in self.keys(copy, self.wanted) for k in row
+        )
 
     def view_pixels(self, sample: Sample, copy: int) -> list[np.ndarray]:
         image, _ = load_image(sample.path)
         views = make_views(image, self.prep, self.remover, sample.sha256)
         if copy and self.augmentation is not None:
             rng = view_rng(sample.sha256, copy, self.seed)
-            views = [augment(v, self.augmentation, rng, self.prep.background_color)
-                     for v in views]
+            views = [augment(v, self.augmentation, rng, self.prep.background_color) for v in views]
         return [resize_view(v, self.prep.input_size) for v in views]
 
-    def compute(self, samples: Sequence[Sample], copies: int = 0,
-                progress: ProgressFactory = silent) -> np.ndarray:
+    def compute(
+        self, samples: Sequence[Sample], copies: int = 0, progress: ProgressFactory = silent
+    ) -> np.ndarray:
         """Feature rows for every sample and copy (copy 0 is the plain image).
 
         Rows are ordered sample-major: sample 0 copy 0..copies, sample 1 ... Each row is
@@ -117,9 +120,10 @@ class FeatureJob:
         """
         work = [(s, c) for s in samples for c in range(copies + 1) if not self._cached(s.sha256, c)]
         if self.remover is not None and self.remover.cache_dir is not None:
-            todo = sorted({s.sha256: s for s, _ in work
-                           if not self.remover.is_cached(s.sha256)}.values(),
-                          key=lambda s: s.sha256)
+            todo = sorted(
+                {s.sha256: s for s, _ in work if not self.remover.is_cached(s.sha256)}.values(),
+                key=lambda s: s.sha256,
+            )
             bar = progress("background removal", len(todo))
             for sample in todo:
                 image, _ = load_image(sample.path)
@@ -129,7 +133,7 @@ class FeatureJob:
         rows: dict[tuple[str, int], list[np.ndarray]] = {}
         bar = progress("features", len(work))
         for start in range(0, len(work), self.batch_size):
-            chunk = work[start:start + self.batch_size]
+            chunk = work[start : start + self.batch_size]
             pixels = [self.view_pixels(s, c) for s, c in chunk]
             outputs = self._run(np.stack([v for views in pixels for v in views]))
             n_views = len(self.prep.views)
@@ -148,8 +152,11 @@ class FeatureJob:
             for copy in range(copies + 1):
                 parts = rows.get((sample.sha256, copy))
                 if parts is None:
-                    parts = [self.store.load(k, sample.sha256, copy)
-                             for row in self.keys(copy, self.wanted) for k in row]
+                    parts = [
+                        self.store.load(k, sample.sha256, copy)
+                        for row in self.keys(copy, self.wanted)
+                        for k in row
+                    ]
                 result.append(np.concatenate(parts).astype(np.float32, copy=False))
         return np.stack(result) if result else np.zeros((0, 0), np.float32)
 

@@ -42,7 +42,7 @@ class SegmentNormalize(keras.layers.Layer):
         parts = []
         start = 0
         for size in self.sizes:
-            part = inputs[:, start:start + size]
+            part = inputs[:, start : start + size]
             part = ops.sign(part) * ops.sqrt(ops.abs(part))
             norm = ops.sqrt(ops.sum(ops.square(part), axis=-1, keepdims=True))
             parts.append(part / ops.maximum(norm, 1e-12))

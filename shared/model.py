@@ -30,14 +30,17 @@ def parse_tap(tap: str) -> tuple[str, str]:
     return where, pooling
 
 
-def build_feature_extractor(spec: BackboneSpec, weights: str | None, input_size: int,
-                            taps: tuple[str, ...]) -> keras.Model:
+def build_feature_extractor(
+    spec: BackboneSpec, weights: str | None, input_size: int, taps: tuple[str, ...]
+) -> keras.Model:
     """Pixels (0-255 RGB) to one pooled or flattened vector per tap. Frozen."""
     backbone = build_backbone(spec, weights, input_size)
     wanted = sorted({parse_tap(t)[0] for t in taps})
-    tapped = keras.Model(backbone.inputs,
-                         [backbone.get_layer(spec.taps[w]).output for w in wanted],
-                         name=f"{spec.name}_taps")
+    tapped = keras.Model(
+        backbone.inputs,
+        [backbone.get_layer(spec.taps[w]).output for w in wanted],
+        name=f"{spec.name}_taps",
+    )
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
     maps = tapped(BackbonePreprocess(spec.name, name="preprocess")(inputs))
     maps = dict(zip(wanted, maps if isinstance(maps, list) else [maps], strict=True))
@@ -63,28 +66,41 @@ class HeadConfig:
     normalize: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dense_layers": [list(d) for d in self.dense_layers],
-                "dropout": self.dropout, "normalize": self.normalize}
+        return {
+            "dense_layers": [list(d) for d in self.dense_layers],
+            "dropout": self.dropout,
+            "normalize": self.normalize,
+        }
 
 
-def build_head(input_dim: int, segment_sizes: list[int], n_classes: int,
-               config: HeadConfig, seed: int = 0) -> keras.Model:
+def build_head(
+    input_dim: int, segment_sizes: list[int], n_classes: int, config: HeadConfig, seed: int = 0
+) -> keras.Model:
     inputs = keras.Input((input_dim,), name="features")
     x = inputs
     if config.normalize:
         x = SegmentNormalize(segment_sizes, name="ssqrt_l2")(x)
     for i, (units, activation) in enumerate(config.dense_layers):
-        x = layers.Dense(units, activation=activation, name=f"dense_{i}",
-                         kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i))(x)
+        x = layers.Dense(
+            units,
+            activation=activation,
+            name=f"dense_{i}",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i),
+        )(x)
         if config.dropout:
             x = layers.Dropout(config.dropout, seed=seed + i, name=f"dropout_{i}")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities",
-                           kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 99))(x)
+    outputs = layers.Dense(
+        n_classes,
+        activation="softmax",
+        name="probabilities",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 99),
+    )(x)
     return keras.Model(inputs, outputs, name="head")
 
 
-def assemble(features: keras.Model, head: keras.Model, n_views: int,
-             input_size: int) -> keras.Model:
+def assemble(
+    features: keras.Model, head: keras.Model, n_views: int, input_size: int
+) -> keras.Model:
     """The end-to-end model: one input per view, features of all views concatenated."""
     inputs = [keras.Input((input_size, input_size, 3), name=f"view_{i}") for i in range(n_views)]
     parts: list[Any] = []

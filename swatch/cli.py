@@ -25,8 +25,14 @@ def _quiet_tensorflow() -> None:
 def _progress(desc: str, total: int):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img" if "epoch" not in desc else "epoch",
-                leave=False, file=sys.stderr, disable=None)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="img" if "epoch" not in desc else "epoch",
+        leave=False,
+        file=sys.stderr,
+        disable=None,
+    )
 
 
 def _fail(message: str) -> None:
@@ -38,42 +44,70 @@ def _fail(message: str) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def cli(verbose: bool) -> None:
     """Swatch: recognise the pattern of clothing in photos."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     _quiet_tensorflow()
 
 
 @cli.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
-              help="Folder to write the model to.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write the model to.",
+)
 @click.option("--recipe", default=None, help="Named recipe: study, compare, pooled, pooled-street.")
 @click.option("--backbone", default=None, help="vgg16, vgg19, inception_v3, xception, resnet50.")
 @click.option("--input-size", type=int, default=None, help="Square input side in pixels.")
 @click.option("--epochs", type=int, default=None, help="Epochs for a dense head.")
 @click.option("--batch-size", type=int, default=None)
 @click.option("--learning-rate", type=float, default=None)
-@click.option("--augment", type=int, default=None, metavar="COPIES",
-              help="Augmented copies of each training image (cached like the originals).")
+@click.option(
+    "--augment",
+    type=int,
+    default=None,
+    metavar="COPIES",
+    help="Augmented copies of each training image (cached like the originals).",
+)
 @click.option("--views", default=None, help="Comma-separated views: image, box, upper.")
 @click.option("--background-model", default=None, help="rembg model (u2netp, u2net, ...).")
 @click.option("--no-background-removal", is_flag=True, help="Classify the photo as it is.")
 @click.option("--no-class-weight", is_flag=True, help="Do not weight classes by rarity.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def train(data_dir: Path, out: Path, recipe: str | None, backbone: str | None,
-          input_size: int | None, epochs: int | None, batch_size: int | None,
-          learning_rate: float | None, augment: int | None, views: str | None,
-          background_model: str | None, no_background_removal: bool, no_class_weight: bool,
-          seed: int, as_json: bool) -> None:
+def train(
+    data_dir: Path,
+    out: Path,
+    recipe: str | None,
+    backbone: str | None,
+    input_size: int | None,
+    epochs: int | None,
+    batch_size: int | None,
+    learning_rate: float | None,
+    augment: int | None,
+    views: str | None,
+    background_model: str | None,
+    no_background_removal: bool,
+    no_class_weight: bool,
+    seed: int,
+    as_json: bool,
+) -> None:
     """Train a pattern model on DATA_DIR (one folder per class, or train/validation/test)."""
     from trainer.evaluation import metrics_table
     from trainer.recipes import DEFAULT_RECIPE, get_recipe
 
     try:
         chosen = get_recipe(recipe or DEFAULT_RECIPE).with_overrides(
-            backbone=backbone, input_size=input_size, epochs=epochs, batch_size=batch_size,
-            learning_rate=learning_rate, augment_copies=augment,
+            backbone=backbone,
+            input_size=input_size,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            augment_copies=augment,
             views=tuple(v.strip() for v in views.split(",")) if views else None,
             background_removal=background_model,
         )
@@ -88,12 +122,18 @@ def train(data_dir: Path, out: Path, recipe: str | None, backbone: str | None,
         _fail(str(exc))
         return
     if as_json:
-        click.echo(json.dumps({"model": str(result.path), "metrics": result.metrics,
-                               "timings_s": result.timings}, indent=2))
+        click.echo(
+            json.dumps(
+                {"model": str(result.path), "metrics": result.metrics, "timings_s": result.timings},
+                indent=2,
+            )
+        )
         return
     skipped = len(result.dataset.skipped)
-    click.echo(f"model saved to {result.path}  (recipe {chosen.name}, "
-               f"{len(result.dataset.class_names)} classes, {skipped} files skipped)")
+    click.echo(
+        f"model saved to {result.path}  (recipe {chosen.name}, "
+        f"{len(result.dataset.class_names)} classes, {skipped} files skipped)"
+    )
     click.echo(metrics_table(result.metrics))
     click.echo("stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
 
@@ -101,20 +141,22 @@ def train(data_dir: Path, out: Path, recipe: str | None, backbone: str | None,
 @cli.command()
 @click.argument("model_path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--split", type=click.Choice(["all", "train", "validation", "test"]),
-              default="all", show_default=True,
-              help="Which split to judge (same seed and fractions as training).")
+@click.option(
+    "--split",
+    type=click.Choice(["all", "train", "validation", "test"]),
+    default="all",
+    show_default=True,
+    help="Which split to judge (same seed and fractions as training).",
+)
 @click.option("--seed", type=int, default=None, help="Split seed (default: the model's).")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(model_path: Path, data_dir: Path, split: str, seed: int | None,
-             as_json: bool) -> None:
+def evaluate(model_path: Path, data_dir: Path, split: str, seed: int | None, as_json: bool) -> None:
     """Judge a saved model on DATA_DIR: loss, accuracy, precision, recall, F1, confusion."""
-    from trainer.evaluation import metrics_table
     from trainer.evaluate import evaluate_model
+    from trainer.evaluation import metrics_table
 
     try:
-        metrics = evaluate_model(model_path, data_dir, split=split, seed=seed,
-                                 progress=_progress)
+        metrics = evaluate_model(model_path, data_dir, split=split, seed=seed, progress=_progress)
     except (ValueError, OSError) as exc:
         _fail(str(exc))
         return
@@ -137,12 +179,18 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 @cli.command()
 @click.argument("model_path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 @click.option("--top-k", type=int, default=1, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
-def classify(model_path: Path, paths: tuple[Path, ...], fmt: str, top_k: int,
-             batch_size: int) -> None:
+def classify(
+    model_path: Path, paths: tuple[Path, ...], fmt: str, top_k: int, batch_size: int
+) -> None:
     """Classify image files or folders; a bad file gets an error line, the rest go on."""
     from shared.artifact import ArtifactError
     from shared.classifier import Classifier
@@ -158,7 +206,7 @@ def classify(model_path: Path, paths: tuple[Path, ...], fmt: str, top_k: int,
     bar = _progress("classify", len(files))
     for start in range(0, len(files), batch_size):
         prepared, names = [], []
-        for path in files[start:start + batch_size]:
+        for path in files[start : start + batch_size]:
             try:
                 prepared.append(classifier.prepare(path))
                 names.append(path)
@@ -166,15 +214,22 @@ def classify(model_path: Path, paths: tuple[Path, ...], fmt: str, top_k: int,
                 results.append({"file": str(path), "error": str(exc)})
         if prepared:
             probs = classifier.predict_views(prepared, batch_size)
-            for path, row, top in zip(names, probs, classifier.top_k(probs, max(1, top_k)),
-                                      strict=True):
-                results.append({"file": str(path), "pattern": top[0][0],
-                                "confidence": round(top[0][1], 4),
-                                "top_k": [{"pattern": c, "probability": round(p, 4)}
-                                          for c, p in top],
-                                "probabilities": {c: round(float(p), 4) for c, p in
-                                                  zip(classifier.class_names, row, strict=True)}})
-        bar.update(len(files[start:start + batch_size]))
+            for path, row, top in zip(
+                names, probs, classifier.top_k(probs, max(1, top_k)), strict=True
+            ):
+                results.append(
+                    {
+                        "file": str(path),
+                        "pattern": top[0][0],
+                        "confidence": round(top[0][1], 4),
+                        "top_k": [{"pattern": c, "probability": round(p, 4)} for c, p in top],
+                        "probabilities": {
+                            c: round(float(p), 4)
+                            for c, p in zip(classifier.class_names, row, strict=True)
+                        },
+                    }
+                )
+        bar.update(len(files[start : start + batch_size]))
     bar.close()
     order = {str(p): i for i, p in enumerate(files)}
     results.sort(key=lambda r: order.get(r["file"], 0))
@@ -191,18 +246,22 @@ def _print_results(results: list[dict], fmt: str, top_k: int) -> None:
         writer.writerow(["file", "pattern", "confidence", "top_k", "error"])
         for r in results:
             top = ";".join(f"{t['pattern']}:{t['probability']}" for t in r.get("top_k", []))
-            writer.writerow([r["file"], r.get("pattern", ""), r.get("confidence", ""), top,
-                             r.get("error", "")])
+            writer.writerow(
+                [r["file"], r.get("pattern", ""), r.get("confidence", ""), top, r.get("error", "")]
+            )
     else:
         width = max([len(r["file"]) for r in results] + [4])
         for r in results:
             if "error" in r:
                 click.echo(f"{r['file']:<{width}}  ERROR {r['error']}")
             else:
-                extra = ", ".join(f"{t['pattern']} {t['probability']:.1%}"
-                                  for t in r["top_k"][1:top_k])
-                click.echo(f"{r['file']:<{width}}  {r['pattern']:<10} {r['confidence']:6.1%}"
-                           + (f"  ({extra})" if extra else ""))
+                extra = ", ".join(
+                    f"{t['pattern']} {t['probability']:.1%}" for t in r["top_k"][1:top_k]
+                )
+                click.echo(
+                    f"{r['file']:<{width}}  {r['pattern']:<10} {r['confidence']:6.1%}"
+                    + (f"  ({extra})" if extra else "")
+                )
 
 
 def main() -> None:

@@ -16,8 +16,9 @@ SHARED_DATASETS = SHARED / "datasets"
 
 
 def shared_available() -> bool:
-    return (SHARED_MODELS / "vgg16_imagenet_notop.weights.h5").is_file() and \
-        (SHARED_DATASETS / "dress-patterns").is_dir()
+    return (SHARED_MODELS / "vgg16_imagenet_notop.weights.h5").is_file() and (
+        SHARED_DATASETS / "dress-patterns"
+    ).is_dir()
 
 
 needs_shared = pytest.mark.skipif(

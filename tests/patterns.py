@@ -44,12 +44,14 @@ def draw_pattern(kind: str, seed: int, size: int = 64) -> Image.Image:
     return Image.fromarray(array)
 
 
-def make_tree(root: Path, per_class: int = 10, size: int = 64,
-              kinds: tuple[str, ...] = PATTERNS) -> Path:
+def make_tree(
+    root: Path, per_class: int = 10, size: int = 64, kinds: tuple[str, ...] = PATTERNS
+) -> Path:
     for k, kind in enumerate(kinds):
         folder = root / kind
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            draw_pattern(kind, seed=1000 * k + i, size=size).save(folder / f"{kind}_{i:03d}.jpg",
-                                                                 quality=92)
+            draw_pattern(kind, seed=1000 * k + i, size=size).save(
+                folder / f"{kind}_{i:03d}.jpg", quality=92
+            )
     return root

@@ -33,8 +33,9 @@ def test_fingerprint_follows_content_and_labels(tmp_path: Path) -> None:
     assert load_dataset(tmp_path).fingerprint() != before
 
 
-def test_bad_files_are_skipped_counted_and_warned(tmp_path: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_bad_files_are_skipped_counted_and_warned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     make_tree(tmp_path, per_class=4)
     (tmp_path / "solid" / "notes.txt").write_text("not an image")
     (tmp_path / "solid" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")

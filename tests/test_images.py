@@ -19,8 +19,18 @@ def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 
 @pytest.mark.parametrize(
     ("mode", "fmt"),
-    [("L", "PNG"), ("P", "PNG"), ("RGBA", "PNG"), ("CMYK", "JPEG"), ("LA", "PNG"),
-     ("1", "PNG"), ("I;16", "PNG"), ("RGB", "WEBP"), ("RGB", "BMP"), ("RGB", "TIFF")],
+    [
+        ("L", "PNG"),
+        ("P", "PNG"),
+        ("RGBA", "PNG"),
+        ("CMYK", "JPEG"),
+        ("LA", "PNG"),
+        ("1", "PNG"),
+        ("I;16", "PNG"),
+        ("RGB", "WEBP"),
+        ("RGB", "BMP"),
+        ("RGB", "TIFF"),
+    ],
 )
 def test_every_mode_becomes_8bit_rgb(mode: str, fmt: str) -> None:
     if mode == "I;16":
@@ -67,9 +77,14 @@ def test_truncated_jpeg_is_refused() -> None:
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims huge dimensions: what a decompression bomb looks like up front."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 64)

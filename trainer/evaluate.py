@@ -16,28 +16,46 @@ from shared.progress import ProgressFactory, silent
 from trainer.evaluation import compute_metrics
 
 
-def evaluate_model(model_path: Path, data_dir: Path, split: str = "all", seed: int | None = None,
-                   settings: Settings | None = None,
-                   progress: ProgressFactory = silent) -> dict[str, dict[str, Any]]:
+def evaluate_model(
+    model_path: Path,
+    data_dir: Path,
+    split: str = "all",
+    seed: int | None = None,
+    settings: Settings | None = None,
+    progress: ProgressFactory = silent,
+) -> dict[str, dict[str, Any]]:
     """Metrics per split. The model's own sub-models run the images, so the result is the
     saved model's; features it has seen before come from the cache."""
     settings = settings or get_settings()
     classifier = Classifier.load(model_path, settings)
     meta = classifier.metadata
-    dataset = load_dataset(data_dir, seed=meta.recipe.get("seed", 0) if seed is None else seed,
-                           max_pixels=settings.max_image_pixels)
+    dataset = load_dataset(
+        data_dir,
+        seed=meta.recipe.get("seed", 0) if seed is None else seed,
+        max_pixels=settings.max_image_pixels,
+    )
     unknown = sorted(set(dataset.class_names) - set(meta.class_names))
     if unknown:
-        raise ValueError(f"the model does not know the classes {unknown}; "
-                         f"it knows {meta.class_names}")
+        raise ValueError(
+            f"the model does not know the classes {unknown}; it knows {meta.class_names}"
+        )
     to_model = [meta.class_names.index(name) for name in dataset.class_names]
-    remover = (BackgroundRemover(classifier.prep.background_removal, settings.u2net_home,
-                                 settings.cache_dir) if classifier.prep.background_removal
-               else None)
+    remover = (
+        BackgroundRemover(
+            classifier.prep.background_removal, settings.u2net_home, settings.cache_dir
+        )
+        if classifier.prep.background_removal
+        else None
+    )
     taps = tuple(meta.taps)
-    job = FeatureJob(classifier.model.get_layer("features"), taps,
-                     FeatureKey(meta.backbone, meta.weights_id), classifier.prep,
-                     FeatureStore(settings.cache_dir), remover)
+    job = FeatureJob(
+        classifier.model.get_layer("features"),
+        taps,
+        FeatureKey(meta.backbone, meta.weights_id),
+        classifier.prep,
+        FeatureStore(settings.cache_dir),
+        remover,
+    )
     head = classifier.model.get_layer("head")
     if split == "all":
         chosen = {"all": [s for samples in dataset.splits.values() for s in samples]}

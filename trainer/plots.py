@@ -16,8 +16,9 @@ def _pyplot():
     return plt
 
 
-def plot_history(history: dict[str, list[float]], path: Path, title: str,
-                 best_epoch: int | None = None) -> Path:
+def plot_history(
+    history: dict[str, list[float]], path: Path, title: str, best_epoch: int | None = None
+) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
@@ -38,8 +39,9 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str,
     return path
 
 
-def plot_sweep(values: list[float], scores: dict[str, list[float]], path: Path, title: str,
-               xlabel: str) -> Path:
+def plot_sweep(
+    values: list[float], scores: dict[str, list[float]], path: Path, title: str, xlabel: str
+) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, ys in scores.items():
@@ -56,8 +58,7 @@ def plot_sweep(values: list[float], scores: dict[str, list[float]], path: Path, 
     return path
 
 
-def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path,
-                   title: str) -> Path:
+def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path, title: str) -> Path:
     plt = _pyplot()
     array = np.asarray(matrix)
     fig, ax = plt.subplots(figsize=(1.1 * len(class_names) + 2, 1.1 * len(class_names) + 1.5))
@@ -69,8 +70,14 @@ def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path,
     high = array.max() if array.size else 0
     for i in range(array.shape[0]):
         for j in range(array.shape[1]):
-            ax.text(j, i, str(array[i, j]), ha="center", va="center",
-                    color="white" if array[i, j] > high / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(array[i, j]),
+                ha="center",
+                va="center",
+                color="white" if array[i, j] > high / 2 else "black",
+            )
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from shared.model import HeadConfig
@@ -19,7 +19,7 @@ class Recipe:
     # "dense": a Keras head trained by gradient descent on cached features;
     # "logreg": multinomial logistic regression (scikit-learn), copied into the Keras head.
     head: str = "dense"
-    head_config: HeadConfig = HeadConfig()
+    head_config: HeadConfig = field(default_factory=HeadConfig)
     optimizer: str = "rmsprop"
     learning_rate: float = 1e-3
     batch_size: int = 32
@@ -43,18 +43,27 @@ RECIPES: dict[str, Recipe] = {
     "study": Recipe(name="study"),
     # The study's backbone comparison head: Flatten, Dense(256, relu), Dropout(0.5), Adam 1e-3,
     # 15 epochs.
-    "compare": Recipe(name="compare", head_config=HeadConfig(((256, "relu"),), 0.5),
-                      optimizer="adam", epochs=15),
+    "compare": Recipe(
+        name="compare", head_config=HeadConfig(((256, "relu"),), 0.5), optimizer="adam", epochs=15
+    ),
     # Pooled features of blocks 4 and 5 (global average, signed sqrt, L2 per block) and
     # class-weighted logistic regression: better than the study's head on our validation
     # splits, in seconds instead of minutes (README, "Accuracy").
-    "pooled": Recipe(name="pooled", taps=("mid:avg", "last:avg"), head="logreg",
-                     head_config=HeadConfig((), 0.0, normalize=True)),
+    "pooled": Recipe(
+        name="pooled",
+        taps=("mid:avg", "last:avg"),
+        head="logreg",
+        head_config=HeadConfig((), 0.0, normalize=True),
+    ),
     # For street photos: the person cut out by rembg, plus the upper half of its box (the
     # upper garment) as a second view.
-    "pooled-street": Recipe(name="pooled-street", taps=("mid:avg", "last:avg"),
-                            views=("box", "upper"), head="logreg",
-                            head_config=HeadConfig((), 0.0, normalize=True)),
+    "pooled-street": Recipe(
+        name="pooled-street",
+        taps=("mid:avg", "last:avg"),
+        views=("box", "upper"),
+        head="logreg",
+        head_config=HeadConfig((), 0.0, normalize=True),
+    ),
 }
 DEFAULT_RECIPE = "pooled"
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from shared.artifact import ModelMetadata, save_artifact
 from shared.augment import Augmentation
-from shared.background import BackgroundRemover
 from shared.backbones import get_backbone, resolve_weights, weights_id
+from shared.background import BackgroundRemover
 from shared.config import Settings, get_settings
 from shared.dataset import Dataset, class_counts, load_dataset
 from shared.features import FeatureJob, FeatureKey, FeatureStore
@@ -72,45 +72,75 @@ class FeatureSet:
     job: FeatureJob
 
 
-def extract_features(dataset: Dataset, recipe: Recipe, settings: Settings, seed: int,
-                     progress: ProgressFactory, watch: Stopwatch) -> FeatureSet:
+def extract_features(
+    dataset: Dataset,
+    recipe: Recipe,
+    settings: Settings,
+    seed: int,
+    progress: ProgressFactory,
+    watch: Stopwatch,
+    remover: BackgroundRemover | None = None,
+) -> FeatureSet:
     spec = get_backbone(recipe.backbone)
     weights = resolve_weights(spec, settings.backbone_weights)
     prep = Preprocessing(recipe.input_size, recipe.background_removal, views=recipe.views)
     cache_taps = tuple(dict.fromkeys(recipe.taps + CHEAP_TAPS))
     with watch.stage("load backbone"):
         extractor = build_feature_extractor(spec, weights, recipe.input_size, cache_taps)
-    remover = (BackgroundRemover(recipe.background_removal, settings.u2net_home,
-                                 settings.cache_dir) if recipe.background_removal else None)
-    job = FeatureJob(extractor, cache_taps, FeatureKey(spec.name, weights_id(weights)), prep,
-                     FeatureStore(settings.cache_dir), remover,
-                     Augmentation() if recipe.augment_copies else None, seed,
-                     wanted=recipe.taps)
+    if remover is None and recipe.background_removal:
+        remover = BackgroundRemover(
+            recipe.background_removal, settings.u2net_home, settings.cache_dir
+        )
+    job = FeatureJob(
+        extractor,
+        cache_taps,
+        FeatureKey(spec.name, weights_id(weights)),
+        prep,
+        FeatureStore(settings.cache_dir),
+        remover,
+        Augmentation() if recipe.augment_copies else None,
+        seed,
+        wanted=recipe.taps,
+    )
     x, y = {}, {}
     with watch.stage("features"):
         for split, samples in dataset.splits.items():
             copies = recipe.augment_copies if split == "train" else 0
-            x[split] = job.compute(samples, copies,
-                                   lambda desc, total, s=split: progress(f"{desc} ({s})", total))
+            x[split] = job.compute(
+                samples, copies, lambda desc, total, s=split: progress(f"{desc} ({s})", total)
+            )
             y[split] = np.repeat(np.array([s.label for s in samples], dtype=np.int64), copies + 1)
     dims = dict(zip(cache_taps, tap_dims(extractor), strict=True))
     sizes = [dims[t] for _ in recipe.views for t in recipe.taps]
     return FeatureSet(x, y, sizes, extractor, job)
 
 
-def fit_dense_head(recipe: Recipe, fs: FeatureSet, n_classes: int, seed: int,
-                   progress: ProgressFactory, workdir: Path) -> tuple[Any, dict, int]:
+def fit_dense_head(
+    recipe: Recipe,
+    fs: FeatureSet,
+    n_classes: int,
+    seed: int,
+    progress: ProgressFactory,
+    workdir: Path,
+) -> tuple[Any, dict, int]:
     import keras
 
     keras.utils.set_random_seed(seed)
-    head = build_head(fs.x["train"].shape[1], fs.segment_sizes, n_classes, recipe.head_config,
-                      seed)
-    optimizers = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
-                  "sgd": keras.optimizers.SGD}
-    head.compile(optimizer=optimizers[recipe.optimizer](learning_rate=recipe.learning_rate),
-                 loss="categorical_crossentropy",
-                 metrics=["accuracy", keras.metrics.Precision(name="precision"),
-                          keras.metrics.Recall(name="recall")])
+    head = build_head(fs.x["train"].shape[1], fs.segment_sizes, n_classes, recipe.head_config, seed)
+    optimizers = {
+        "rmsprop": keras.optimizers.RMSprop,
+        "adam": keras.optimizers.Adam,
+        "sgd": keras.optimizers.SGD,
+    }
+    head.compile(
+        optimizer=optimizers[recipe.optimizer](learning_rate=recipe.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=[
+            "accuracy",
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+        ],
+    )
     has_val = len(fs.y.get("validation", [])) > 0
     monitor = "val_loss" if has_val else "loss"
     best = workdir / "best.weights.h5"
@@ -121,15 +151,28 @@ def fit_dense_head(recipe: Recipe, fs: FeatureSet, n_classes: int, seed: int,
             bar.update()
 
     y_train = keras.utils.to_categorical(fs.y["train"], n_classes)
-    validation = ((fs.x["validation"], keras.utils.to_categorical(fs.y["validation"], n_classes))
-                  if has_val else None)
+    validation = (
+        (fs.x["validation"], keras.utils.to_categorical(fs.y["validation"], n_classes))
+        if has_val
+        else None
+    )
     history = head.fit(
-        fs.x["train"], y_train, validation_data=validation, epochs=recipe.epochs,
-        batch_size=recipe.batch_size, verbose=0, shuffle=True,
-        class_weight=(balanced_class_weights(fs.y["train"], n_classes)
-                      if recipe.class_weight else None),
-        callbacks=[keras.callbacks.ModelCheckpoint(best, monitor=monitor, save_best_only=True,
-                                                   save_weights_only=True), _Bar()],
+        fs.x["train"],
+        y_train,
+        validation_data=validation,
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        verbose=0,
+        shuffle=True,
+        class_weight=(
+            balanced_class_weights(fs.y["train"], n_classes) if recipe.class_weight else None
+        ),
+        callbacks=[
+            keras.callbacks.ModelCheckpoint(
+                best, monitor=monitor, save_best_only=True, save_weights_only=True
+            ),
+            _Bar(),
+        ],
     )
     bar.close()
     head.load_weights(best)
@@ -138,14 +181,19 @@ def fit_dense_head(recipe: Recipe, fs: FeatureSet, n_classes: int, seed: int,
     return head, hist, best_epoch
 
 
-def fit_logreg_head(recipe: Recipe, fs: FeatureSet, n_classes: int, seed: int,
-                    progress: ProgressFactory, workdir: Path) -> tuple[Any, dict, int]:
+def fit_logreg_head(
+    recipe: Recipe,
+    fs: FeatureSet,
+    n_classes: int,
+    seed: int,
+    progress: ProgressFactory,
+    workdir: Path,
+) -> tuple[Any, dict, int]:
     """Pick C on validation, then copy the fitted regression into the Keras head."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
 
-    head = build_head(fs.x["train"].shape[1], fs.segment_sizes, n_classes, recipe.head_config,
-                      seed)
+    head = build_head(fs.x["train"].shape[1], fs.segment_sizes, n_classes, recipe.head_config, seed)
     normalize = head.get_layer("ssqrt_l2") if recipe.head_config.normalize else None
 
     def transform(x: np.ndarray) -> np.ndarray:
@@ -157,8 +205,12 @@ def fit_logreg_head(recipe: Recipe, fs: FeatureSet, n_classes: int, seed: int,
     best, best_score = None, None
     bar = progress("logistic regression C", len(recipe.logreg_c))
     for c in recipe.logreg_c:
-        model = LogisticRegression(C=c, max_iter=3000, random_state=seed,
-                                   class_weight="balanced" if recipe.class_weight else None)
+        model = LogisticRegression(
+            C=c,
+            max_iter=3000,
+            random_state=seed,
+            class_weight="balanced" if recipe.class_weight else None,
+        )
         model.fit(z_train, fs.y["train"])
         sweep["train_accuracy"].append(float(model.score(z_train, fs.y["train"])))
         if z_val is not None:
@@ -178,8 +230,11 @@ def fit_logreg_head(recipe: Recipe, fs: FeatureSet, n_classes: int, seed: int,
     kernel = np.zeros((z_train.shape[1], n_classes), np.float32)
     bias = np.full(n_classes, -30.0, np.float32)
     coef = best.coef_ if len(best.classes_) > 2 else np.vstack([-best.coef_, best.coef_]) / 2
-    intercept = (best.intercept_ if len(best.classes_) > 2
-                 else np.array([-best.intercept_[0], best.intercept_[0]]) / 2)
+    intercept = (
+        best.intercept_
+        if len(best.classes_) > 2
+        else np.array([-best.intercept_[0], best.intercept_[0]]) / 2
+    )
     for row, cls in enumerate(best.classes_):
         kernel[:, cls] = coef[row]
         bias[cls] = intercept[row]
@@ -189,8 +244,9 @@ def fit_logreg_head(recipe: Recipe, fs: FeatureSet, n_classes: int, seed: int,
     return head, sweep, 0
 
 
-def _check_end_to_end(model: Any, head: Any, fs: FeatureSet, dataset: Dataset,
-                      train_stride: int) -> float:
+def _check_end_to_end(
+    model: Any, head: Any, fs: FeatureSet, dataset: Dataset, train_stride: int
+) -> float:
     """The assembled model on pixels must agree with the head on cached features."""
     split = "validation" if dataset.splits.get("validation") else "train"
     samples = dataset.splits[split][:2]
@@ -203,8 +259,20 @@ def _check_end_to_end(model: Any, head: Any, fs: FeatureSet, dataset: Dataset,
     return float(np.max(np.abs(direct - cached)))
 
 
-def train(data_dir: Path | str, out: Path | str, recipe: Recipe, *, seed: int = 0,
-          settings: Settings | None = None, progress: ProgressFactory = silent) -> TrainResult:
+def train(
+    data_dir: Path | str,
+    out: Path | str,
+    recipe: Recipe,
+    *,
+    seed: int = 0,
+    settings: Settings | None = None,
+    progress: ProgressFactory = silent,
+    remover: BackgroundRemover | None = None,
+) -> TrainResult:
+    """Train ``recipe`` on ``data_dir`` and save the model to ``out``.
+
+    ``remover`` replaces the rembg remover the recipe would make (tests use a stand-in).
+    """
     import keras
 
     settings = settings or get_settings()
@@ -215,7 +283,7 @@ def train(data_dir: Path | str, out: Path | str, recipe: Recipe, *, seed: int = 
     n_classes = len(dataset.class_names)
     if len(set(class_counts(dataset.splits["train"], n_classes)) - {0}) == 0:
         raise ValueError("no training images")
-    fs = extract_features(dataset, recipe, settings, seed, progress, watch)
+    fs = extract_features(dataset, recipe, settings, seed, progress, watch, remover)
 
     with tempfile.TemporaryDirectory() as tmp, watch.stage("fit head"):
         fit = fit_logreg_head if recipe.head == "logreg" else fit_dense_head
@@ -232,9 +300,11 @@ def train(data_dir: Path | str, out: Path | str, recipe: Recipe, *, seed: int = 
             metrics[split] = compute_metrics(y, probs, dataset.class_names)
 
     with watch.stage("save"):
-        features = keras.Model(fs.extractor.inputs,
-                               [fs.extractor.get_layer(t.replace(":", "_")).output
-                                for t in recipe.taps], name="features")
+        features = keras.Model(
+            fs.extractor.inputs,
+            [fs.extractor.get_layer(t.replace(":", "_")).output for t in recipe.taps],
+            name="features",
+        )
         features.trainable = False
         model = assemble(features, head, len(recipe.views), recipe.input_size)
         drift = _check_end_to_end(model, head, fs, dataset, recipe.augment_copies + 1)
@@ -244,17 +314,27 @@ def train(data_dir: Path | str, out: Path | str, recipe: Recipe, *, seed: int = 
         extra = {"metrics.json": plots_dir / "metrics.json"}
         (plots_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         if recipe.head == "dense":
-            extra["curves.png"] = plot_history(history, plots_dir / "curves.png",
-                                               f"{recipe.name} on {dataset.root.name}", best_epoch)
+            extra["curves.png"] = plot_history(
+                history,
+                plots_dir / "curves.png",
+                f"{recipe.name} on {dataset.root.name}",
+                best_epoch,
+            )
         else:
             extra["c_sweep.png"] = plot_sweep(
-                history["C"], {k: history[k] for k in ("train_accuracy", "val_accuracy")
-                               if history[k]}, plots_dir / "c_sweep.png",
-                f"{recipe.name} on {dataset.root.name}", "logistic regression C")
+                history["C"],
+                {k: history[k] for k in ("train_accuracy", "val_accuracy") if history[k]},
+                plots_dir / "c_sweep.png",
+                f"{recipe.name} on {dataset.root.name}",
+                "logistic regression C",
+            )
         for split, m in metrics.items():
             extra[f"confusion_{split}.png"] = plot_confusion(
-                m["confusion_matrix"], dataset.class_names, plots_dir / f"confusion_{split}.png",
-                f"{split} ({m['accuracy']:.1%} accurate)")
+                m["confusion_matrix"],
+                dataset.class_names,
+                plots_dir / f"confusion_{split}.png",
+                f"{split} ({m['accuracy']:.1%} accurate)",
+            )
         metadata = ModelMetadata(
             class_names=dataset.class_names,
             backbone=recipe.backbone,
@@ -262,12 +342,16 @@ def train(data_dir: Path | str, out: Path | str, recipe: Recipe, *, seed: int = 
             input_size=recipe.input_size,
             taps=list(recipe.taps),
             preprocessing=fs.job.prep.to_dict(),
-            recipe={**recipe.to_dict(), "seed": seed, "best_epoch": best_epoch,
-                    "history": history},
+            recipe={**recipe.to_dict(), "seed": seed, "best_epoch": best_epoch, "history": history},
             metrics=metrics,
-            dataset={"root": str(dataset.root), "fingerprint": dataset.fingerprint(),
-                     "counts": dataset.counts(), "skipped": len(dataset.skipped),
-                     "duplicates": dataset.duplicates, "presplit": dataset.presplit},
+            dataset={
+                "root": str(dataset.root),
+                "fingerprint": dataset.fingerprint(),
+                "counts": dataset.counts(),
+                "skipped": len(dataset.skipped),
+                "duplicates": dataset.duplicates,
+                "presplit": dataset.presplit,
+            },
             versions={"keras": keras.__version__, "swatch": _swatch_version()},
         )
         metadata.timings_s = dict(watch.timings)
