@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -53,19 +52,33 @@ def cli(verbose: bool) -> None:
 
 @cli.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    "out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Folder to write the model to.",
-)
-@click.option("--recipe", default=None, help="Named recipe: study, compare, pooled, pooled-street.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model folder.")
+@click.option("--recipe", default=None, help="study, compare, pooled (default), pooled-street.")
 @click.option("--backbone", default=None, help="vgg16, vgg19, inception_v3, xception, resnet50.")
 @click.option("--input-size", type=int, default=None, help="Square input side in pixels.")
+@click.option(
+    "--pooling",
+    type=click.Choice(["flatten", "avg", "max"]),
+    default=None,
+    help="How the last block's maps become a vector.",
+)
+@click.option(
+    "--mid-block/--no-mid-block",
+    default=None,
+    help="Add the previous block's pooled output (VGG16: block 4).",
+)
+@click.option("--head", type=click.Choice(["dense", "logreg"]), default=None)
+@click.option(
+    "--dense",
+    default=None,
+    metavar="UNITS:ACT,...",
+    help="Dense layers of a dense head, e.g. 384:sigmoid or 512:elu,320:elu.",
+)
+@click.option("--dropout", type=float, default=None)
+@click.option("--optimizer", type=click.Choice(["rmsprop", "adam", "sgd"]), default=None)
+@click.option("--learning-rate", type=float, default=None)
 @click.option("--epochs", type=int, default=None, help="Epochs for a dense head.")
 @click.option("--batch-size", type=int, default=None)
-@click.option("--learning-rate", type=float, default=None)
 @click.option(
     "--augment",
     type=int,
@@ -83,38 +96,23 @@ def train(
     data_dir: Path,
     out: Path,
     recipe: str | None,
-    backbone: str | None,
-    input_size: int | None,
-    epochs: int | None,
-    batch_size: int | None,
-    learning_rate: float | None,
-    augment: int | None,
-    views: str | None,
-    background_model: str | None,
-    no_background_removal: bool,
-    no_class_weight: bool,
     seed: int,
     as_json: bool,
+    no_background_removal: bool,
+    no_class_weight: bool,
+    **options: object,
 ) -> None:
     """Train a pattern model on DATA_DIR (one folder per class, or train/validation/test)."""
     from trainer.evaluation import metrics_table
-    from trainer.recipes import DEFAULT_RECIPE, get_recipe
+    from trainer.recipes import DEFAULT_RECIPE, recipe_from_options
 
     try:
-        chosen = get_recipe(recipe or DEFAULT_RECIPE).with_overrides(
-            backbone=backbone,
-            input_size=input_size,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            augment_copies=augment,
-            views=tuple(v.strip() for v in views.split(",")) if views else None,
-            background_removal=background_model,
+        chosen = recipe_from_options(
+            recipe or DEFAULT_RECIPE,
+            background_removal=False if no_background_removal else options.pop("background_model"),
+            class_weight=False if no_class_weight else None,
+            **options,
         )
-        if no_background_removal:
-            chosen = replace(chosen, background_removal=None)
-        if no_class_weight:
-            chosen = replace(chosen, class_weight=False)
         from trainer.training import train as run_training
 
         result = run_training(data_dir, out, chosen, seed=seed, progress=_progress)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from shared.model import HeadConfig
+from shared.model import HeadConfig, parse_tap
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "selu")
 
 
 @dataclass(frozen=True)
@@ -73,3 +75,65 @@ def get_recipe(name: str) -> Recipe:
         return RECIPES[name]
     except KeyError:
         raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
+
+
+def parse_dense(spec: str) -> tuple[tuple[int, str], ...]:
+    """``"512:elu,320:elu"`` -> ((512, "elu"), (320, "elu")); ``""`` or ``"none"`` -> ()."""
+    if spec.strip().lower() in {"", "none"}:
+        return ()
+    layers = []
+    for part in spec.split(","):
+        units, _, activation = part.strip().partition(":")
+        if not units.isdigit() or int(units) < 1:
+            raise ValueError(f"bad dense layer {part!r}: expected UNITS:ACTIVATION")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"bad activation {activation!r}: choose one of {ACTIVATIONS}")
+        layers.append((int(units), activation))
+    return tuple(layers)
+
+
+def recipe_from_options(
+    name: str,
+    *,
+    pooling: str | None = None,
+    mid_block: bool | None = None,
+    head: str | None = None,
+    dense: str | None = None,
+    dropout: float | None = None,
+    views: str | None = None,
+    background_removal: str | bool | None = None,
+    class_weight: bool | None = None,
+    augment: int | None = None,
+    **plain: Any,
+) -> Recipe:
+    """A named recipe with command-line style overrides; ``None`` leaves a field as it is."""
+    recipe = get_recipe(name).with_overrides(
+        **plain,
+        augment_copies=augment,
+        class_weight=class_weight,
+        views=tuple(v.strip() for v in views.split(",")) if views else None,
+    )
+    if background_removal is not None:
+        recipe = replace(recipe, background_removal=background_removal or None)
+    if pooling is not None or mid_block is not None:
+        last = pooling or parse_tap(next(t for t in recipe.taps if t.startswith("last")))[1]
+        with_mid = (
+            mid_block if mid_block is not None else any(t.startswith("mid") for t in recipe.taps)
+        )
+        recipe = replace(
+            recipe,
+            taps=((f"mid:{last if last != 'flatten' else 'avg'}",) if with_mid else ())
+            + (f"last:{last}",),
+        )
+    if head is not None:
+        recipe = replace(recipe, head=head)
+    config = recipe.head_config
+    if dense is not None:
+        config = replace(config, dense_layers=parse_dense(dense))
+    if dropout is not None:
+        config = replace(config, dropout=dropout)
+    # Signed sqrt + L2 suits pooled vectors; a flattened map is left as the study had it.
+    config = replace(config, normalize=all(not t.endswith("flatten") for t in recipe.taps))
+    if recipe.head == "logreg" and config.dense_layers:
+        raise ValueError("a logistic-regression head has no dense layers; use --head dense")
+    return replace(recipe, head_config=config)
