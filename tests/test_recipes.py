@@ -11,13 +11,24 @@ def test_the_study_recipe_is_the_papers() -> None:
     assert study.head_config.dense_layers == ((384, "sigmoid"),)
     assert study.head_config.dropout == 0.5
     assert (study.optimizer, study.learning_rate, study.batch_size, study.epochs) == (
-        "rmsprop", 1e-3, 32, 50)
+        "rmsprop",
+        1e-3,
+        32,
+        50,
+    )
     assert study.background_removal == "u2netp"
 
 
 def test_options_override_a_named_recipe() -> None:
-    recipe = recipe_from_options("study", pooling="avg", mid_block=True, dense="512:elu,320:elu",
-                                 optimizer="sgd", background_removal=False, views="box,upper")
+    recipe = recipe_from_options(
+        "study",
+        pooling="avg",
+        mid_block=True,
+        dense="512:elu,320:elu",
+        optimizer="sgd",
+        background_removal=False,
+        views="box,upper",
+    )
     assert recipe.taps == ("mid:avg", "last:avg")
     assert recipe.head_config.dense_layers == ((512, "elu"), (320, "elu"))
     assert recipe.head_config.normalize
