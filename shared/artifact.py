@@ -59,6 +59,14 @@ def save_artifact(
     return path
 
 
+def model_version(path: Path) -> str:
+    """A short, stable name for a saved model: changes whenever its metadata does."""
+    import hashlib
+
+    digest = hashlib.sha256((Path(path) / METADATA_FILE).read_bytes()).hexdigest()
+    return f"m-{digest[:12]}"
+
+
 def read_metadata(path: Path) -> ModelMetadata:
     path = Path(path)
     meta = path / METADATA_FILE

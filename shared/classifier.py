@@ -63,8 +63,19 @@ class Classifier:
 
     def prepare(self, item: ImageInput) -> list[np.ndarray]:
         """One image's input views, uint8; raises ImageError for a bad image."""
-        views = make_views(self._image(item), self.prep, self.remover)
-        return [resize_view(v, self.prep.input_size) for v in views]
+        return self.prepare_with_mask(item)[0]
+
+    def prepare_with_mask(self, item: ImageInput) -> tuple[list[np.ndarray], Image.Image | None]:
+        """The views and, when the model removes backgrounds, the RGBA cut-out."""
+        image = self._image(item)
+        cutout = None
+        mask = None
+        if self.prep.background_removal and self.remover is not None:
+            mask = self.remover.mask(image)
+            cutout = image.convert("RGBA")
+            cutout.putalpha(mask)
+        views = make_views(image, self.prep, self.remover, mask=mask)
+        return [resize_view(v, self.prep.input_size) for v in views], cutout
 
     def predict_views(self, views: Sequence[list[np.ndarray]], batch_size: int = 32) -> np.ndarray:
         """Probabilities for already prepared images, [N, classes]."""

@@ -95,13 +95,15 @@ def make_views(
     prep: Preprocessing,
     remover: BackgroundRemover | None,
     sha256: str | None = None,
+    mask: Image.Image | None = None,
 ) -> list[Image.Image]:
     """The un-resized view crops of one RGB image, in ``prep.views`` order."""
     box = None
     if prep.background_removal:
-        if remover is None:
-            raise ValueError("this preprocessing needs a background remover")
-        mask = remover.mask(image, sha256)
+        if mask is None:
+            if remover is None:
+                raise ValueError("this preprocessing needs a background remover")
+            mask = remover.mask(image, sha256)
         box = foreground_box(mask)
         image = composite(image, mask, prep.background_color)
     width, height = image.size

@@ -262,5 +262,172 @@ def _print_results(results: list[dict], fmt: str, top_k: int) -> None:
                 )
 
 
+def _client_options(func):
+    func = click.option(
+        "--url",
+        envvar="SWATCH_API_URL",
+        default="http://127.0.0.1:8000",
+        show_default=True,
+        help="The API's address.",
+    )(func)
+    return click.option(
+        "--api-key",
+        envvar="SWATCH_API_KEY",
+        default=None,
+        help="API key (default: the local stack's, from SWATCH_HOME).",
+    )(func)
+
+
+def _make_client(url: str, api_key: str | None):
+    from swatch.client import SwatchClient
+
+    if api_key is None:
+        from shared.config import get_settings
+
+        path = get_settings().home / "local-api-key"
+        if not path.is_file():
+            _fail("no API key: pass --api-key or set SWATCH_API_KEY")
+        api_key = path.read_text().strip()
+    return SwatchClient(url, api_key)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--wait", is_flag=True, help="Wait for the job, with a progress bar.")
+@click.option("--idempotency-key", default=None, help="Retry-safe: the same key, the same job.")
+@click.option("--callback-url", default=None, help="POSTed to when the job finishes.")
+@_client_options
+def submit(
+    paths: tuple[Path, ...],
+    wait: bool,
+    idempotency_key: str | None,
+    callback_url: str | None,
+    url: str,
+    api_key: str | None,
+) -> None:
+    """Send images (files, folders, zip or tar archives) as one job; prints the job id."""
+    from swatch.client import ApiError
+
+    client = _make_client(url, api_key)
+    files = [p for p in _expand(paths)] + [
+        p for p in paths if p.is_file() and p.suffix.lower() in {".zip", ".tar", ".gz", ".tgz"}
+    ]
+    files = list(dict.fromkeys(files))
+    if not files:
+        _fail("no image files found")
+    try:
+        job = client.submit(files, idempotency_key, callback_url)
+    except (ApiError, OSError) as exc:
+        _fail(f"submission refused: {exc}")
+        return
+    click.echo(job["id"])
+    if not wait:
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=job["item_count"], desc="classifying", unit="img", file=sys.stderr)
+
+    def show(state: dict) -> None:
+        done = sum(state["counts"][k] for k in ("succeeded", "failed", "cancelled"))
+        bar.update(done - bar.n)
+        bar.set_postfix_str(state["status_reason"] or state["status"])
+
+    try:
+        final = client.wait(job["id"], on_progress=show)
+    except (ApiError, OSError) as exc:
+        _fail(str(exc))
+        return
+    bar.close()
+    counts = final["counts"]
+    click.echo(
+        f"{final['status']}: {counts['succeeded']} classified, {counts['failed']} failed", err=True
+    )
+    if final["status"] in {"failed", "partially_failed"}:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv", show_default=True
+)
+@_client_options
+def results(job_id: str, fmt: str, url: str, api_key: str | None) -> None:
+    """Print a job's results."""
+    from swatch.client import ApiError
+
+    try:
+        click.echo(_make_client(url, api_key).results_text(job_id, fmt), nl=False)
+    except (ApiError, OSError) as exc:
+        _fail(str(exc))
+
+
+@cli.command()
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Celery worker processes (each loads the model once).",
+)
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where data lives (default: SWATCH_HOME, else ./.swatch).",
+)
+def up(port: int, workers: int, home: Path | None) -> None:
+    """Run the whole stack on this machine: Redis, workers, API. Ctrl-C stops it."""
+    import signal as _signal
+    import time
+
+    from shared.config import Settings
+    from shared.db.migrate import upgrade
+    from swatch.stack import Stack, free_port, local_key, start_redis
+
+    home = (home or Path(os.environ.get("SWATCH_HOME", ".swatch"))).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["SWATCH_HOME"] = str(home)
+    redis_port = free_port()
+    os.environ.setdefault("SWATCH_REDIS_URL", f"redis://127.0.0.1:{redis_port}/0")
+    settings = Settings()
+    stack = Stack(settings, port)
+    try:
+        stack.processes["redis"] = start_redis(home / "redis", redis_port)
+        upgrade(settings.database)
+        key = local_key(settings)
+        stack.start_worker(concurrency=workers)
+        stack.start_api()
+    except Exception as exc:
+        stack.stop()
+        _fail(f"could not start the stack: {exc}")
+        return
+    from worker.models import NoModel, choose_model
+
+    try:
+        model = f"model {choose_model(settings).version}"
+    except NoModel as exc:
+        model = f"no model yet ({exc}); jobs wait until SWATCH_MODEL_PATH points at one"
+    click.echo(f"Swatch is running at http://127.0.0.1:{port}  (docs: /docs)")
+    click.echo(f"API key: {key}")
+    click.echo(f"{model}")
+    click.echo(f"data in {home}; logs: {home}/api.log, {home}/worker.log. Ctrl-C stops.")
+    stopping = []
+    _signal.signal(_signal.SIGTERM, lambda *_: stopping.append(1))
+    try:
+        while not stopping:
+            for name, process in stack.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {process.returncode}")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        click.echo(f"swatch: {exc}; stopping", err=True)
+    finally:
+        stack.stop()
+
+
 def main() -> None:
     cli(prog_name="swatch")

@@ -1,0 +1,53 @@
+"""``/v1/items``: one classified image, and its background-removed cut-out."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response
+
+from api.auth import authenticate
+from api.db import db_session, store
+from api.errors import ApiError, not_found, unavailable
+from api.jobs import item_body
+from shared.db.models import Item
+from shared.storage import ObjectNotFound, StorageError
+
+bp = Blueprint("items", __name__, url_prefix="/v1")
+
+
+def _own_item(session, item_id: str, tenant_id: str) -> Item:
+    item = session.get(Item, item_id)
+    if item is None or item.tenant_id != tenant_id:
+        raise not_found("item")
+    return item
+
+
+@bp.get("/items/<item_id>")
+def get_item(item_id: str) -> Response:
+    caller = authenticate()
+    with db_session() as session:
+        body = item_body(_own_item(session, item_id, caller.tenant_id), top_k=100)
+    return Response(json.dumps(body), mimetype="application/json")
+
+
+@bp.get("/items/<item_id>/cutout")
+def get_cutout(item_id: str) -> Response:
+    caller = authenticate()
+    with db_session() as session:
+        item = _own_item(session, item_id, caller.tenant_id)
+        key = item.cutout_key
+    if not key:
+        raise ApiError(
+            404,
+            "Not found",
+            "this item has no cut-out (not classified yet, "
+            "failed, or background removal is off for this model)",
+        )
+    try:
+        data = store().get(key)
+    except ObjectNotFound:
+        raise ApiError(404, "Not found", "the cut-out is gone from storage") from None
+    except StorageError as exc:
+        raise unavailable(f"object storage cannot be reached: {exc}") from exc
+    return Response(data, mimetype="image/webp" if key.endswith(".webp") else "image/png")

@@ -1,0 +1,1 @@
+"""Celery workers: background removal and classification of submitted images."""
