@@ -1,10 +1,10 @@
-# The two commands: `make test` (lint + tests) and `make up` (the whole stack, issue 3).
+# The two commands: `make up` (the whole stack on this machine) and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format bench clean
+.PHONY: install up test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+up: $(STAMP)
+	$(VENV)/bin/swatch up
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -22,8 +25,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint
-	$(VENV)/bin/pytest
+# Installs Redis/PostgreSQL if missing (as root), starts a throwaway PostgreSQL, lints, tests.
+test:
+	bash scripts/test.sh
 
 bench: $(STAMP)
 	$(PY) -m bench.bench_model

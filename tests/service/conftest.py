@@ -65,8 +65,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("service-model")
     data = make_tree(root / "data", per_class=8)
-    recipe = replace(get_recipe("pooled"), backbone="tiny", input_size=32,
-                     background_removal=None)
+    recipe = replace(get_recipe("pooled"), backbone="tiny", input_size=32, background_removal=None)
     settings = Settings(home=root / "home", backbone_weights="none")
     return train(data, root / "model", recipe, settings=settings).path
 
@@ -93,13 +92,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def service_settings(tmp_path: Path, redis_server: RedisServer, tiny_model: Path,
-                     database_url: str) -> Settings:
-    return Settings(home=tmp_path / "home", database_url=database_url,
-                    redis_url=redis_server.url, model_path=tiny_model,
-                    backbone_weights="none", task_batch_size=4, sweep_interval_s=1.0,
-                    stale_running_after_s=4, redispatch_after_s=4,
-                    webhook_allowed_hosts=["127.0.0.1"], webhook_secret="test-secret")
+def service_settings(
+    tmp_path: Path, redis_server: RedisServer, tiny_model: Path, database_url: str
+) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        redis_url=redis_server.url,
+        model_path=tiny_model,
+        backbone_weights="none",
+        task_batch_size=4,
+        sweep_interval_s=1.0,
+        stale_running_after_s=4,
+        redispatch_after_s=4,
+        webhook_allowed_hosts=["127.0.0.1"],
+        webhook_secret="test-secret",
+    )
 
 
 @pytest.fixture
@@ -183,10 +191,12 @@ def wait_until(predicate, timeout_s: float = 60.0, interval_s: float = 0.2, what
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_for_port(port, process=process, timeout_s=30)
         yield f"http://127.0.0.1:{port}"

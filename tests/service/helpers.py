@@ -26,7 +26,7 @@ def make_zip(entries: list[tuple[str, bytes]], symlink: str | None = None) -> by
             archive.writestr(name, content)
         if symlink:
             info = zipfile.ZipInfo(symlink)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             archive.writestr(info, "/etc/passwd")
     return buffer.getvalue()
 

@@ -9,9 +9,15 @@ from shared.db.session import session_scope
 from tests.service.helpers import jpeg, multipart
 
 
-@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "sw_wrong"},
-                                     {"Authorization": "Bearer sw_wrong"},
-                                     {"Authorization": "Basic abc"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-API-Key": "sw_wrong"},
+        {"Authorization": "Bearer sw_wrong"},
+        {"Authorization": "Basic abc"},
+    ],
+)
 def test_missing_or_wrong_keys_are_401(client, api_key, headers) -> None:
     for method, path in (("get", "/v1/jobs"), ("post", "/v1/jobs"), ("get", "/v1/jobs/x")):
         response = getattr(client, method)(path, headers=headers)
@@ -20,8 +26,7 @@ def test_missing_or_wrong_keys_are_401(client, api_key, headers) -> None:
 
 
 def test_bearer_token_works_too(client, api_key) -> None:
-    assert client.get("/v1/jobs", headers={"Authorization": f"Bearer {api_key}"}
-                      ).status_code == 200
+    assert client.get("/v1/jobs", headers={"Authorization": f"Bearer {api_key}"}).status_code == 200
 
 
 def test_a_tenant_sees_only_its_own_jobs_and_items(client, api_key, service_settings) -> None:
@@ -30,10 +35,13 @@ def test_a_tenant_sees_only_its_own_jobs_and_items(client, api_key, service_sett
     mine = {"X-API-Key": api_key}
     theirs = {"X-API-Key": other_key}
     job = client.post("/v1/jobs", data=multipart([("a.jpg", jpeg(1))]), headers=mine).get_json()
-    item_id = client.get(f"/v1/jobs/{job['id']}/results", headers=mine).get_json()["items"][0][
-        "id"]
-    for path in (f"/v1/jobs/{job['id']}", f"/v1/jobs/{job['id']}/results",
-                 f"/v1/items/{item_id}", f"/v1/items/{item_id}/cutout"):
+    item_id = client.get(f"/v1/jobs/{job['id']}/results", headers=mine).get_json()["items"][0]["id"]
+    for path in (
+        f"/v1/jobs/{job['id']}",
+        f"/v1/jobs/{job['id']}/results",
+        f"/v1/items/{item_id}",
+        f"/v1/items/{item_id}/cutout",
+    ):
         assert client.get(path, headers=theirs).status_code == 404, path
     assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=theirs).status_code == 404
     assert client.delete(f"/v1/jobs/{job['id']}", headers=theirs).status_code == 404
@@ -53,7 +61,10 @@ def test_health_readiness_and_docs(client, redis_server) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.get_json()["checks"] == {
-        "database": "ok", "redis": "ok", "storage": "ok"}
+        "database": "ok",
+        "redis": "ok",
+        "storage": "ok",
+    }
     redis_server.stop()
     not_ready = client.get("/readyz")
     assert not_ready.status_code == 503

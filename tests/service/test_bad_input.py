@@ -16,12 +16,19 @@ from tests.service.helpers import jpeg, make_tar, make_zip, multipart
 
 def _png_claiming(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
-                                                              0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 32)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 32))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _nothing_created(settings) -> bool:
@@ -32,36 +39,96 @@ def _nothing_created(settings) -> bool:
 
 
 REFUSED = [
-    # (name, request kwargs, status, words in the detail)
-    ("no files", {"data": {"note": "x"}, "content_type": "multipart/form-data"}, 400,
-     "no images"),
-    ("json body", {"json": {"images": ["a.jpg"]}}, 415, "multipart"),
-    ("plain text body", {"data": "hello", "content_type": "text/plain"}, 415, "multipart"),
-    ("zip with ../ path", {"data": make_zip([("../../etc/evil.jpg", jpeg(1))]),
-                           "content_type": "application/zip"}, 400, "outside the archive"),
-    ("zip with absolute path", {"data": make_zip([("/abs/evil.jpg", jpeg(1))]),
-                                "content_type": "application/zip"}, 400, "outside"),
-    ("zip with a symlink", {"data": make_zip([("a.jpg", jpeg(1))], symlink="link.jpg"),
-                            "content_type": "application/zip"}, 400, "link"),
-    ("tar with ../ path", {"data": make_tar([("../evil.jpg", jpeg(1))]),
-                           "content_type": "application/x-tar"}, 400, "outside"),
-    ("tar with a symlink", {"data": make_tar([("a.jpg", jpeg(1))], link="l.jpg"),
-                            "content_type": "application/x-tar"}, 400, "link"),
-    ("corrupt zip", {"data": b"PK\x03\x04" + b"\x00" * 50, "content_type": "application/zip"},
-     400, "zip"),
-    ("zip bomb", {"data": make_zip([(f"{i}.jpg", b"\x00" * 400_000) for i in range(4)]),
-                  "content_type": "application/zip"}, 413, "expands to more than"),
-    ("too many entries", {"data": make_zip([(f"{i}.jpg", jpeg(1)) for i in range(30)]),
-                          "content_type": "application/zip"}, 413, "more than 25 entries"),
-    ("file over the size limit", {"data": multipart([("big.jpg", b"\xff" * 700_000)])},
-     413, "per-file limit"),
-    ("request over the size limit", {"data": multipart([(f"{i}.jpg", b"\xff" * 500_000)
-                                                         for i in range(6)])}, 413, "larger"),
-    ("callback to a host not allowed", {"data": multipart([("a.jpg", jpeg(1))],
-                                                          callback_url="http://evil.example/")},
-     400, "not allowed"),
-    ("callback not http", {"data": multipart([("a.jpg", jpeg(1))],
-                                             callback_url="file:///etc/passwd")}, 400, "http"),
+    # (name, request kwargs (made fresh: file objects are consumed), status, words)
+    (
+        "no files",
+        lambda: {"data": {"note": "x"}, "content_type": "multipart/form-data"},
+        400,
+        "no images",
+    ),
+    ("json body", lambda: {"json": {"images": ["a.jpg"]}}, 415, "multipart"),
+    ("plain text body", lambda: {"data": "hello", "content_type": "text/plain"}, 415, "multipart"),
+    (
+        "zip with ../ path",
+        {"data": make_zip([("../../etc/evil.jpg", jpeg(1))]), "content_type": "application/zip"},
+        400,
+        "outside the archive",
+    ),
+    (
+        "zip with absolute path",
+        {"data": make_zip([("/abs/evil.jpg", jpeg(1))]), "content_type": "application/zip"},
+        400,
+        "outside",
+    ),
+    (
+        "zip with a symlink",
+        {
+            "data": make_zip([("a.jpg", jpeg(1))], symlink="link.jpg"),
+            "content_type": "application/zip",
+        },
+        400,
+        "link",
+    ),
+    (
+        "tar with ../ path",
+        {"data": make_tar([("../evil.jpg", jpeg(1))]), "content_type": "application/x-tar"},
+        400,
+        "outside",
+    ),
+    (
+        "tar with a symlink",
+        {"data": make_tar([("a.jpg", jpeg(1))], link="l.jpg"), "content_type": "application/x-tar"},
+        400,
+        "link",
+    ),
+    (
+        "corrupt zip",
+        {"data": b"PK\x03\x04" + b"\x00" * 50, "content_type": "application/zip"},
+        400,
+        "zip",
+    ),
+    (
+        "zip bomb",
+        {
+            "data": make_zip([(f"{i}.jpg", b"\x00" * 400_000) for i in range(4)]),
+            "content_type": "application/zip",
+        },
+        413,
+        "expands to more than",
+    ),
+    (
+        "too many entries",
+        {
+            "data": make_zip([(f"{i}.jpg", jpeg(1)) for i in range(30)]),
+            "content_type": "application/zip",
+        },
+        413,
+        "more than 25 entries",
+    ),
+    (
+        "file over the size limit",
+        lambda: {"data": multipart([("big.jpg", b"\xff" * 700_000)])},
+        413,
+        "per-file limit",
+    ),
+    (
+        "request over the size limit",
+        lambda: {"data": multipart([(f"{i}.jpg", b"\xff" * 500_000) for i in range(6)])},
+        413,
+        "larger",
+    ),
+    (
+        "callback to a host not allowed",
+        lambda: {"data": multipart([("a.jpg", jpeg(1))], callback_url="http://evil.example/")},
+        400,
+        "not allowed",
+    ),
+    (
+        "callback not http",
+        lambda: {"data": multipart([("a.jpg", jpeg(1))], callback_url="file:///etc/passwd")},
+        400,
+        "http",
+    ),
 ]
 
 
@@ -75,12 +142,16 @@ def tight(service_settings):
     return service_settings
 
 
-@pytest.mark.parametrize(("name", "kwargs", "status", "words"), REFUSED,
-                         ids=[r[0] for r in REFUSED])
-def test_refused_requests_create_nothing(client, api_key, tight, name, kwargs, status,
-                                         words) -> None:
+@pytest.mark.parametrize(
+    ("name", "kwargs", "status", "words"), REFUSED, ids=[r[0] for r in REFUSED]
+)
+def test_refused_requests_create_nothing(
+    client, api_key, tight, name, kwargs, status, words
+) -> None:
     client.application.config["MAX_CONTENT_LENGTH"] = tight.max_request_bytes
-    response = client.post("/v1/jobs", headers={"X-API-Key": api_key}, **kwargs)
+    response = client.post(
+        "/v1/jobs", headers={"X-API-Key": api_key}, **(kwargs() if callable(kwargs) else kwargs)
+    )
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
     assert words in response.get_json()["detail"]
@@ -115,27 +186,28 @@ def test_bad_files_in_a_good_submission_fail_alone(client, api_key) -> None:
     assert response.status_code == 202
     job = response.get_json()
     assert job["counts"]["failed"] == len(ITEM_FAILURES) and job["counts"]["pending"] == 1
-    items = client.get(f"/v1/jobs/{job['id']}/results",
-                       headers={"X-API-Key": api_key}).get_json()["items"]
+    items = client.get(f"/v1/jobs/{job['id']}/results", headers={"X-API-Key": api_key}).get_json()[
+        "items"
+    ]
     for item, (name, _, reason) in zip(items[1:], ITEM_FAILURES, strict=True):
         assert item["filename"] == name
         assert item["status"] == "failed" and reason in item["error"], item
 
 
-@pytest.mark.parametrize("path", ["/v1/jobs/nope", "/v1/jobs/nope/results", "/v1/items/nope",
-                                  "/v1/items/nope/cutout"])
+@pytest.mark.parametrize(
+    "path", ["/v1/jobs/nope", "/v1/jobs/nope/results", "/v1/items/nope", "/v1/items/nope/cutout"]
+)
 def test_unknown_ids_are_404(client, api_key, path) -> None:
     response = client.get(path, headers={"X-API-Key": api_key})
     assert response.status_code == 404 and response.mimetype == "application/problem+json"
 
 
-@pytest.mark.parametrize("query", ["format=xml", "limit=0", "limit=abc", "offset=-1",
-                                   "top_k=1000"])
+@pytest.mark.parametrize("query", ["format=xml", "limit=0", "limit=abc", "offset=-1", "top_k=1000"])
 def test_bad_query_parameters(client, api_key, query) -> None:
-    job = client.post("/v1/jobs", data=multipart([("a.jpg", jpeg(1))]),
-                      headers={"X-API-Key": api_key}).get_json()
-    response = client.get(f"/v1/jobs/{job['id']}/results?{query}",
-                          headers={"X-API-Key": api_key})
+    job = client.post(
+        "/v1/jobs", data=multipart([("a.jpg", jpeg(1))]), headers={"X-API-Key": api_key}
+    ).get_json()
+    response = client.get(f"/v1/jobs/{job['id']}/results?{query}", headers={"X-API-Key": api_key})
     assert response.status_code == 400
 
 

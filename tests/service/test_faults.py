@@ -16,8 +16,9 @@ from tests.service.helpers import jpeg, multipart
 
 def _counts(settings, job_id: str) -> dict[str, int]:
     with session_scope(settings.database) as session:
-        rows = session.execute(select(Item.status, func.count()).where(Item.job_id == job_id)
-                               .group_by(Item.status)).all()
+        rows = session.execute(
+            select(Item.status, func.count()).where(Item.job_id == job_id).group_by(Item.status)
+        ).all()
     return dict(rows)
 
 
@@ -38,50 +39,65 @@ def _assert_exactly_one_result_each(settings, job_id: str, n: int) -> None:
     assert len({i.position for i in items}) == n
 
 
-def test_worker_killed_mid_job_then_restarted(client, api_key, workers,
-                                              service_settings) -> None:
+def test_worker_killed_mid_job_then_restarted(client, api_key, workers, service_settings) -> None:
     n = 120
     job_id = _submit(client, api_key, n)
     workers.start()
-    wait_until(lambda: _counts(service_settings, job_id).get("succeeded", 0) >= 8, 90,
-               interval_s=0.05, what="the worker to get going")
+    wait_until(
+        lambda: _counts(service_settings, job_id).get("succeeded", 0) >= 8,
+        90,
+        interval_s=0.05,
+        what="the worker to get going",
+    )
     workers.kill()
     before = _counts(service_settings, job_id)
     assert before.get("succeeded", 0) < n, "the job finished before the kill; make it longer"
     time.sleep(1)
     workers.start()
-    wait_until(lambda: _counts(service_settings, job_id).get("succeeded", 0) == n, 120,
-               what="the job to finish after the restart")
+    wait_until(
+        lambda: _counts(service_settings, job_id).get("succeeded", 0) == n,
+        120,
+        what="the job to finish after the restart",
+    )
     _assert_exactly_one_result_each(service_settings, job_id, n)
 
 
-def test_redis_restarted_mid_job(client, api_key, workers, service_settings,
-                                 redis_server) -> None:
+def test_redis_restarted_mid_job(client, api_key, workers, service_settings, redis_server) -> None:
     n = 120
     job_id = _submit(client, api_key, n)
     workers.start()
-    wait_until(lambda: _counts(service_settings, job_id).get("succeeded", 0) >= 8, 90,
-               interval_s=0.05, what="the worker to get going")
+    wait_until(
+        lambda: _counts(service_settings, job_id).get("succeeded", 0) >= 8,
+        90,
+        interval_s=0.05,
+        what="the worker to get going",
+    )
     redis_server.stop()
     time.sleep(2)
     assert _counts(service_settings, job_id).get("succeeded", 0) < n
     redis_server.start()
-    wait_until(lambda: _counts(service_settings, job_id).get("succeeded", 0) == n, 150,
-               what="the job to finish after Redis came back")
+    wait_until(
+        lambda: _counts(service_settings, job_id).get("succeeded", 0) == n,
+        150,
+        what="the job to finish after Redis came back",
+    )
     _assert_exactly_one_result_each(service_settings, job_id, n)
 
 
-def test_redis_down_at_submission_is_accepted_and_sent_later(client, api_key, workers,
-                                                             service_settings,
-                                                             redis_server) -> None:
+def test_redis_down_at_submission_is_accepted_and_sent_later(
+    client, api_key, workers, service_settings, redis_server
+) -> None:
     redis_server.stop()
     job_id = _submit(client, api_key, 5, size=64)
     job = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": api_key}).get_json()
     assert job["status"] == "queued" and "waiting for the queue" in job["status_reason"]
     redis_server.start()
     workers.start()
-    wait_until(lambda: _counts(service_settings, job_id).get("succeeded", 0) == 5, 90,
-               what="the sweeper to send the job")
+    wait_until(
+        lambda: _counts(service_settings, job_id).get("succeeded", 0) == 5,
+        90,
+        what="the sweeper to send the job",
+    )
     _assert_exactly_one_result_each(service_settings, job_id, 5)
 
 
@@ -101,7 +117,8 @@ class _DownStore:
 
 
 def test_storage_down_during_submission_is_503_with_nothing_half_created(
-        client, api_key, service_settings) -> None:
+    client, api_key, service_settings
+) -> None:
     store = client.application.extensions["swatch.store"]
     client.application.extensions["swatch.store"] = _DownStore(store)
     files = [(f"{i}.jpg", jpeg(i)) for i in range(6)]
@@ -113,5 +130,7 @@ def test_storage_down_during_submission_is_503_with_nothing_half_created(
         assert session.query(Job).count() == 0 and session.query(Item).count() == 0
     assert not any(p.is_file() for p in (service_settings.storage_path / "tenants").rglob("*"))
     client.application.extensions["swatch.store"] = store
-    assert client.post("/v1/jobs", data=multipart(files),
-                       headers={"X-API-Key": api_key}).status_code == 202
+    assert (
+        client.post("/v1/jobs", data=multipart(files), headers={"X-API-Key": api_key}).status_code
+        == 202
+    )

@@ -14,8 +14,11 @@ from tests.service.helpers import jpeg, make_zip, multipart
 def _wait_done(client, job_id: str, headers: dict, timeout_s: float = 90.0) -> dict:
     def finished():
         body = client.get(f"/v1/jobs/{job_id}", headers=headers).get_json()
-        return body if body["status"] in {"succeeded", "partially_failed", "failed",
-                                          "cancelled"} else None
+        return (
+            body
+            if body["status"] in {"succeeded", "partially_failed", "failed", "cancelled"}
+            else None
+        )
 
     return wait_until(finished, timeout_s, what=f"job {job_id} to finish")
 
@@ -41,8 +44,9 @@ def test_bulk_job_end_to_end(client, api_key: str, workers) -> None:
 
     page = client.get(f"/v1/jobs/{job['id']}/results?limit=5", headers=headers).get_json()
     assert len(page["items"]) == 5 and page["next_offset"] == 5
-    rest = client.get(f"/v1/jobs/{job['id']}/results?limit=100&offset=5",
-                      headers=headers).get_json()
+    rest = client.get(
+        f"/v1/jobs/{job['id']}/results?limit=100&offset=5", headers=headers
+    ).get_json()
     items = page["items"] + rest["items"]
     assert [i["position"] for i in items] == list(range(13))
     broken = next(i for i in items if i["filename"] == "broken.jpg")
@@ -64,15 +68,16 @@ def test_bulk_job_end_to_end(client, api_key: str, workers) -> None:
     assert item["probabilities"] and item["model_version"] == final["model_version"]
 
 
-def test_identical_content_reuses_the_earlier_prediction(client, api_key: str,
-                                                         workers) -> None:
+def test_identical_content_reuses_the_earlier_prediction(client, api_key: str, workers) -> None:
     headers = {"X-API-Key": api_key}
     workers.start()
-    first = client.post("/v1/jobs", data=multipart([("a.jpg", jpeg(7))]),
-                        headers=headers).get_json()
+    first = client.post(
+        "/v1/jobs", data=multipart([("a.jpg", jpeg(7))]), headers=headers
+    ).get_json()
     _wait_done(client, first["id"], headers)
-    second = client.post("/v1/jobs", data=multipart([("copy.jpg", jpeg(7))]),
-                         headers=headers).get_json()
+    second = client.post(
+        "/v1/jobs", data=multipart([("copy.jpg", jpeg(7))]), headers=headers
+    ).get_json()
     _wait_done(client, second["id"], headers)
     a = client.get(f"/v1/jobs/{first['id']}/results", headers=headers).get_json()["items"][0]
     b = client.get(f"/v1/jobs/{second['id']}/results", headers=headers).get_json()["items"][0]
@@ -80,15 +85,16 @@ def test_identical_content_reuses_the_earlier_prediction(client, api_key: str,
     assert b["timings_ms"] == {"reused": 0}
 
 
-def test_a_job_without_a_model_waits_then_runs(client, api_key: str, workers,
-                                               service_settings: Settings, tmp_path,
-                                               monkeypatch) -> None:
+def test_a_job_without_a_model_waits_then_runs(
+    client, api_key: str, workers, service_settings: Settings, tmp_path, monkeypatch
+) -> None:
     headers = {"X-API-Key": api_key}
     missing = tmp_path / "not-yet"
     workers.extra_env["SWATCH_MODEL_PATH"] = str(missing)
     workers.start()
-    job = client.post("/v1/jobs", data=multipart([("a.jpg", jpeg(1)), ("b.jpg", jpeg(2))]),
-                      headers=headers).get_json()
+    job = client.post(
+        "/v1/jobs", data=multipart([("a.jpg", jpeg(1)), ("b.jpg", jpeg(2))]), headers=headers
+    ).get_json()
 
     def waiting():
         body = client.get(f"/v1/jobs/{job['id']}", headers=headers).get_json()
@@ -103,8 +109,7 @@ def test_a_job_without_a_model_waits_then_runs(client, api_key: str, workers,
 
 def test_cancel_and_delete(client, api_key: str, service_settings: Settings) -> None:
     headers = {"X-API-Key": api_key}
-    job = client.post("/v1/jobs", data=multipart([("a.jpg", jpeg(1))]),
-                      headers=headers).get_json()
+    job = client.post("/v1/jobs", data=multipart([("a.jpg", jpeg(1))]), headers=headers).get_json()
     cancelled = client.post(f"/v1/jobs/{job['id']}/cancel", headers=headers).get_json()
     assert cancelled["status"] == "cancelled" and cancelled["counts"]["cancelled"] == 1
     objects = service_settings.storage_path / "tenants"
@@ -116,8 +121,12 @@ def test_cancel_and_delete(client, api_key: str, service_settings: Settings) -> 
 
 def test_jobs_are_listed_newest_first(client, api_key: str) -> None:
     headers = {"X-API-Key": api_key}
-    ids = [client.post("/v1/jobs", data=multipart([(f"{i}.jpg", jpeg(i))]),
-                       headers=headers).get_json()["id"] for i in range(3)]
+    ids = [
+        client.post(
+            "/v1/jobs", data=multipart([(f"{i}.jpg", jpeg(i))]), headers=headers
+        ).get_json()["id"]
+        for i in range(3)
+    ]
     page = client.get("/v1/jobs?limit=2", headers=headers).get_json()
     assert [j["id"] for j in page["jobs"]] == ids[::-1][:2] and page["next_offset"] == 2
     rest = client.get("/v1/jobs?limit=2&offset=2", headers=headers).get_json()
