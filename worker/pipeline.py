@@ -150,11 +150,10 @@ def process_batch(
             continue
         timings[item_id] = {"prepare": round(1000 * (time.perf_counter() - start), 1)}
         if cutout is not None:
-            buffer = io.BytesIO()
-            cutout.save(buffer, format="PNG")
-            cutout_key = f"{job_prefix(tenant_id, job_id)}cutouts/{item_id}.png"
-            store.put(cutout_key, buffer.getvalue(), "image/png")
-            cutouts[item_id] = cutout_key
+            prefix = job_prefix(tenant_id, job_id)
+            cutouts[item_id] = (f"{prefix}cutouts/{item_id}.png", f"{prefix}masks/{item_id}.png")
+            store.put(cutouts[item_id][0], _png(cutout), "image/png")
+            store.put(cutouts[item_id][1], _png(cutout.getchannel("A")), "image/png")
         prepared.append((item_id, views))
         with session_scope(settings.database) as session:
             session.execute(update(Item).where(Item.id == item_id).values(heartbeat_at=utcnow()))
@@ -177,7 +176,8 @@ def process_batch(
                     confidence=float(row[best]),
                     probabilities={n: float(p) for n, p in zip(names, row, strict=True)},
                     model_version=version,
-                    cutout_key=cutouts.get(item_id),
+                    cutout_key=cutouts.get(item_id, (None, None))[0],
+                    mask_key=cutouts.get(item_id, (None, None))[1],
                     timings_ms={**timings[item_id], "classify": per_image},
                 )
                 report.succeeded += int(done)
@@ -189,6 +189,12 @@ def process_batch(
             if finished and job.callback_url:
                 report.finished_jobs.append(job.id)
     return report
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _fail(settings: Settings, item_id: str, reason: str) -> None:
