@@ -191,7 +191,7 @@ def fit_logreg_head(
 ) -> tuple[Any, dict, int]:
     """Pick C on validation, then copy the fitted regression into the Keras head."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
+    from sklearn.metrics import balanced_accuracy_score, log_loss
 
     head = build_head(fs.x["train"].shape[1], fs.segment_sizes, n_classes, recipe.head_config, seed)
     normalize = head.get_layer("ssqrt_l2") if recipe.head_config.normalize else None
@@ -201,7 +201,11 @@ def fit_logreg_head(
 
     z_train = transform(fs.x["train"])
     z_val = transform(fs.x["validation"]) if len(fs.y["validation"]) else None
-    sweep: dict[str, list[float]] = {"train_accuracy": [], "val_accuracy": [], "val_loss": []}
+    sweep: dict[str, list[float]] = {
+        "train_accuracy": [],
+        "val_balanced_accuracy": [],
+        "val_loss": [],
+    }
     best, best_score = None, None
     bar = progress("logistic regression C", len(recipe.logreg_c))
     for c in recipe.logreg_c:
@@ -215,9 +219,13 @@ def fit_logreg_head(
         sweep["train_accuracy"].append(float(model.score(z_train, fs.y["train"])))
         if z_val is not None:
             probs = model.predict_proba(z_val)
-            acc = float(np.mean(model.classes_[probs.argmax(1)] == fs.y["validation"]))
+            # Balanced accuracy (mean per-class recall): on unbalanced data plain accuracy
+            # rewards predicting the big class; on balanced data the two are the same.
+            acc = float(
+                balanced_accuracy_score(fs.y["validation"], model.classes_[probs.argmax(1)])
+            )
             loss = float(log_loss(fs.y["validation"], probs, labels=model.classes_))
-            sweep["val_accuracy"].append(acc)
+            sweep["val_balanced_accuracy"].append(acc)
             sweep["val_loss"].append(loss)
             score = (acc, -loss)
         else:
@@ -323,7 +331,7 @@ def train(
         else:
             extra["c_sweep.png"] = plot_sweep(
                 history["C"],
-                {k: history[k] for k in ("train_accuracy", "val_accuracy") if history[k]},
+                {k: history[k] for k in ("train_accuracy", "val_balanced_accuracy") if history[k]},
                 plots_dir / "c_sweep.png",
                 f"{recipe.name} on {dataset.root.name}",
                 "logistic regression C",
