@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
 from flask import Blueprint, Response
+
+from api.responses import json_response
 
 bp = Blueprint("docs", __name__)
 
@@ -216,7 +217,7 @@ SPEC: dict[str, Any] = {
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return Response(json.dumps(SPEC), mimetype="application/json")
+    return json_response(SPEC)
 
 
 @bp.get("/docs")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response
 from sqlalchemy import text
 
 from api.db import settings, store
+from api.responses import json_response
 from shared.db.session import session_scope
 
 bp = Blueprint("health", __name__)
@@ -15,7 +14,7 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    return Response(json.dumps({"status": "ok"}), mimetype="application/json")
+    return json_response({"status": "ok"})
 
 
 @bp.get("/readyz")
@@ -42,8 +41,6 @@ def readyz() -> Response:
     except Exception as exc:
         checks["storage"] = f"unreachable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return Response(
-        json.dumps({"status": "ready" if ready else "not ready", "checks": checks}),
-        status=200 if ready else 503,
-        mimetype="application/json",
+    return json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
     )

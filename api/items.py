@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response
 
 from api.auth import authenticate
 from api.db import db_session, store
 from api.errors import ApiError, not_found, unavailable
 from api.jobs import item_body
+from api.responses import json_response
 from shared.db.models import Item
 from shared.storage import ObjectNotFound, StorageError
 
@@ -28,7 +27,7 @@ def get_item(item_id: str) -> Response:
     caller = authenticate()
     with db_session() as session:
         body = item_body(_own_item(session, item_id, caller.tenant_id), top_k=100)
-    return Response(json.dumps(body), mimetype="application/json")
+    return json_response(body)
 
 
 @bp.get("/items/<item_id>/cutout")

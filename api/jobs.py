@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from api.auth import authenticate
 from api.db import db_session, settings, store
 from api.errors import ApiError, bad_request, not_found, unavailable
+from api.responses import json_response
 from api.uploads import ARCHIVE_TYPES, Upload, collect
 from shared.db.models import Item, ItemStatus, Job, JobStatus, new_id, utcnow
 from shared.dispatch import dispatch
@@ -115,7 +116,7 @@ def _replay(job: Job, fingerprint: str) -> Response:
         )
     with db_session() as session:
         body = job_body(job, item_counts(session, job.id))
-    response = Response(json.dumps(body), status=202, mimetype="application/json")
+    response = json_response(body, 202)
     response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = body["links"]["self"]
     return response
@@ -214,7 +215,7 @@ def create_job() -> Response:
             job.status_reason = "accepted; waiting for the queue to come back"
         job = session.get(Job, job_id)
         body = job_body(job, item_counts(session, job_id))
-    response = Response(json.dumps(body), status=202, mimetype="application/json")
+    response = json_response(body, 202)
     response.headers["Location"] = body["links"]["self"]
     return response
 
@@ -258,7 +259,7 @@ def list_jobs() -> Response:
             "offset": offset,
             "next_offset": offset + limit if len(jobs) > limit else None,
         }
-    return Response(json.dumps(body), mimetype="application/json")
+    return json_response(body)
 
 
 @bp.get("/jobs/<job_id>")
@@ -267,7 +268,7 @@ def get_job(job_id: str) -> Response:
     with db_session() as session:
         job = _own_job(session, job_id, caller.tenant_id)
         body = job_body(job, item_counts(session, job.id))
-    return Response(json.dumps(body), mimetype="application/json")
+    return json_response(body)
 
 
 @bp.post("/jobs/<job_id>/cancel")
@@ -286,7 +287,7 @@ def cancel_job(job_id: str) -> Response:
             job.status, job.finished_at = JobStatus.CANCELLED, now
             job.status_reason = "cancelled by the client"
         body = job_body(job, item_counts(session, job.id))
-    return Response(json.dumps(body), mimetype="application/json")
+    return json_response(body)
 
 
 @bp.delete("/jobs/<job_id>")
@@ -385,7 +386,7 @@ def results(job_id: str) -> Response:
                 "offset": offset,
                 "next_offset": offset + limit if offset + limit < job.item_count else None,
             }
-            return Response(json.dumps(body), mimetype="application/json")
+            return json_response(body)
     rows = _stream_items(job_id, top_k)
     if fmt == "jsonl":
         out = (json.dumps(row) + "\n" for row in rows)
