@@ -53,7 +53,12 @@ def cli(verbose: bool) -> None:
 @cli.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Model folder.")
-@click.option("--recipe", default=None, help="study, compare, pooled (default), pooled-street.")
+@click.option(
+    "--recipe",
+    default=None,
+    help="auto (default: pooled and pooled-street, the better on validation), study, compare, "
+    "pooled, pooled-street.",
+)
 @click.option("--backbone", default=None, help="vgg16, vgg19, inception_v3, xception, resnet50.")
 @click.option("--input-size", type=int, default=None, help="Square input side in pixels.")
 @click.option(
@@ -104,18 +109,18 @@ def train(
 ) -> None:
     """Train a pattern model on DATA_DIR (one folder per class, or train/validation/test)."""
     from trainer.evaluation import metrics_table
-    from trainer.recipes import DEFAULT_RECIPE, recipe_from_options
+    from trainer.recipes import DEFAULT_RECIPE, recipes_from_options
 
     try:
-        chosen = recipe_from_options(
+        candidates = recipes_from_options(
             recipe or DEFAULT_RECIPE,
             background_removal=False if no_background_removal else options.pop("background_model"),
             class_weight=False if no_class_weight else None,
             **options,
         )
-        from trainer.training import train as run_training
+        from trainer.training import train_best
 
-        result = run_training(data_dir, out, chosen, seed=seed, progress=_progress)
+        result = train_best(data_dir, out, candidates, seed=seed, progress=_progress)
     except (ValueError, RuntimeError, OSError) as exc:
         _fail(str(exc))
         return
@@ -129,7 +134,7 @@ def train(
         return
     skipped = len(result.dataset.skipped)
     click.echo(
-        f"model saved to {result.path}  (recipe {chosen.name}, "
+        f"model saved to {result.path}  (recipe {result.metadata.recipe['name']}, "
         f"{len(result.dataset.class_names)} classes, {skipped} files skipped)"
     )
     click.echo(metrics_table(result.metrics))

@@ -173,3 +173,30 @@ class _Bar:
 
 def _silent(_desc: str, _total: int) -> _Bar:
     return _Bar()
+
+
+def test_auto_keeps_the_better_candidate_on_validation(
+    pattern_tree: Path, tmp_path: Path, settings: Settings
+) -> None:
+    from trainer.recipes import recipes_from_options
+    from trainer.training import selection_score, train_best
+
+    candidates = recipes_from_options(
+        "auto", backbone="tiny", input_size=32, background_removal=False
+    )
+    assert [c.name for c in candidates] == ["pooled", "pooled-street"]
+    result = train_best(pattern_tree, tmp_path / "best", candidates, settings=settings)
+    selection = result.metadata.recipe["selection"]
+    assert set(selection) == {"pooled", "pooled-street"}
+    winner = max(
+        selection,
+        key=lambda n: (
+            selection[n]["validation_balanced_accuracy"],
+            -selection[n]["validation_loss"],
+        ),
+    )
+    assert result.metadata.recipe["name"] == winner
+    assert selection_score(result.metrics)[0] == selection[winner]["validation_balanced_accuracy"]
+    saved = json.loads((tmp_path / "best" / "metadata.json").read_text())
+    assert saved["recipe"]["selection"] == selection
+    assert Classifier.load(tmp_path / "best", settings).class_names == result.dataset.class_names

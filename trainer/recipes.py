@@ -67,14 +67,25 @@ RECIPES: dict[str, Recipe] = {
         head_config=HeadConfig((), 0.0, normalize=True),
     ),
 }
-DEFAULT_RECIPE = "pooled"
+# "auto" trains each candidate on the same split and keeps the best by validation balanced
+# accuracy: cropped garment photos favour the whole view, street photos the person's views.
+AUTO_CANDIDATES = ("pooled", "pooled-street")
+DEFAULT_RECIPE = "auto"
 
 
 def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise ValueError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
+        raise ValueError(
+            f"unknown recipe {name!r}; choose one of auto, {', '.join(RECIPES)}"
+        ) from None
+
+
+def recipes_from_options(name: str, **options: Any) -> list[Recipe]:
+    """The recipes a name stands for (several for "auto"), each with the overrides."""
+    names = AUTO_CANDIDATES if name == "auto" else (name,)
+    return [recipe_from_options(n, **options) for n in names]
 
 
 def parse_dense(spec: str) -> tuple[tuple[int, str], ...]:

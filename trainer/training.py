@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -376,3 +377,64 @@ def _swatch_version() -> str:
         return version("swatch")
     except PackageNotFoundError:
         return "dev"
+
+
+def selection_score(metrics: dict[str, dict[str, Any]]) -> tuple[float, float]:
+    """Validation balanced accuracy, ties to the lower loss (train split when no validation)."""
+    m = metrics.get("validation") or metrics["train"]
+    return (m["balanced_accuracy"], -m["loss"])
+
+
+def train_best(
+    data_dir: Path | str,
+    out: Path | str,
+    recipes: list[Recipe],
+    *,
+    seed: int = 0,
+    settings: Settings | None = None,
+    progress: ProgressFactory = silent,
+    remover: BackgroundRemover | None = None,
+) -> TrainResult:
+    """Train each recipe on the same split; keep the best on validation at ``out``."""
+    if len(recipes) == 1:
+        return train(
+            data_dir,
+            out,
+            recipes[0],
+            seed=seed,
+            settings=settings,
+            progress=progress,
+            remover=remover,
+        )
+    out = Path(out)
+    results = []
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        for recipe in recipes:
+            results.append(
+                train(
+                    data_dir,
+                    Path(tmp) / recipe.name,
+                    recipe,
+                    seed=seed,
+                    settings=settings,
+                    progress=progress,
+                    remover=remover,
+                )
+            )
+        best = max(results, key=lambda r: selection_score(r.metrics))
+        best.metadata.recipe["selection"] = {
+            r.metadata.recipe["name"]: {
+                "validation_balanced_accuracy": selection_score(r.metrics)[0],
+                "validation_loss": -selection_score(r.metrics)[1],
+            }
+            for r in results
+        }
+        (best.path / "metadata.json").write_text(best.metadata.model_dump_json(indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.move(str(best.path), out)
+    best.path = out
+    best.timings = {
+        f"{r.metadata.recipe['name']}: {k}": v for r in results for k, v in r.timings.items()
+    }
+    return best
