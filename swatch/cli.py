@@ -144,6 +144,50 @@ def train(
 @cli.command()
 @click.argument("model_path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model folder.")
+@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--learning-rate", type=float, default=1e-5, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--patience", type=int, default=5, show_default=True, help="Early stopping.")
+@click.option(
+    "--augment",
+    type=int,
+    default=0,
+    metavar="COPIES",
+    help="Augmented copies of each training image (cached).",
+)
+def finetune(
+    model_path: Path,
+    data_dir: Path,
+    out: Path,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    patience: int,
+    augment: int,
+) -> None:
+    """Fine-tune a trained model's last backbone block (VGG16: block 5) with its head."""
+    from trainer.evaluation import metrics_table
+    from trainer.finetune import FinetuneConfig
+    from trainer.finetune import finetune as run_finetune
+
+    config = FinetuneConfig(epochs, learning_rate, batch_size, patience, augment)
+    try:
+        result = run_finetune(model_path, data_dir, out, config, progress=_progress)
+    except (ValueError, RuntimeError, OSError) as exc:
+        _fail(str(exc))
+        return
+    click.echo(
+        f"model saved to {result.path}  (best epoch "
+        f"{result.metadata.recipe['finetune']['best_epoch']})"
+    )
+    click.echo(metrics_table(result.metrics))
+    click.echo("stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--split",
     type=click.Choice(["all", "train", "validation", "test"]),
