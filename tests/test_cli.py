@@ -80,3 +80,23 @@ def test_clear_one_line_errors(runner: CliRunner, pattern_tree: Path, tmp_path: 
         cli, ["train", str(pattern_tree), "--out", str(tmp_path / "m"), "--recipe", "magic"]
     )
     assert result.exit_code == 2 and "unknown recipe" in result.output
+
+
+def test_finetune_command(runner: CliRunner, model: Path, pattern_tree: Path, tmp_path: Path):
+    out = tmp_path / "tuned"
+    result = runner.invoke(
+        cli,
+        [
+            "finetune",
+            str(model),
+            str(pattern_tree),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--learning-rate",
+            "1e-4",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "best epoch 1" in result.output and (out / "model.keras").is_file()
