@@ -7,12 +7,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
 from shared.artifact import ArtifactError, model_version, read_metadata
 from shared.config import Settings
-from shared.db.models import ModelVersion
 from shared.db.session import session_scope
+from shared.registry import production
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +28,7 @@ class NoModel(Exception):
 def choose_model(settings: Settings) -> ModelChoice:
     """The registry's production model, else the configured ``SWATCH_MODEL_PATH``."""
     with session_scope(settings.database) as session:
-        row = session.scalar(
-            select(ModelVersion)
-            .where(ModelVersion.stage == "production")
-            .order_by(ModelVersion.promoted_at.desc())
-        )
+        row = production(session)
         if row is not None and Path(row.uri).is_dir():
             return ModelChoice(row.version, Path(row.uri))
     if settings.model_path is None:

@@ -85,3 +85,31 @@ def test_cutouts_and_masks_are_stored_with_real_rembg(
     assert 0 < sum(alpha.histogram()[128:]) < alpha.width * alpha.height
     with session_scope(settings.database) as session:
         assert session.get(Item, item["id"]).mask_key.endswith(".png")
+
+
+def test_a_promoted_model_takes_over_between_batches(
+    client, api_key, service_settings, tmp_path
+) -> None:
+    from shared.registry import promote, register
+    from trainer.recipes import get_recipe
+    from trainer.training import train
+
+    headers = {"X-API-Key": api_key}
+    job = client.post(
+        "/v1/jobs", data=multipart([(f"{i}.jpg", jpeg(i)) for i in range(4)]), headers=headers
+    ).get_json()
+    ids = _item_ids(service_settings, job["id"])
+    store = open_store(service_settings)
+    process_batch(service_settings, store, job["id"], ids[:2])
+    recipe = replace(get_recipe("pooled"), backbone="tiny", input_size=32, background_removal=None)
+    newer = train(
+        make_tree(tmp_path / "d", 5), tmp_path / "newer", recipe, settings=service_settings
+    ).path
+    with session_scope(service_settings.database) as session:
+        version = register(session, newer).version
+        assert promote(session, version).promoted
+    process_batch(service_settings, store, job["id"], ids[2:])
+    items = client.get(f"/v1/jobs/{job['id']}/results", headers=headers).get_json()["items"]
+    versions = [i["model_version"] for i in items]
+    assert versions[0] == versions[1] != version and versions[2] == versions[3] == version
+    MODELS.clear()
