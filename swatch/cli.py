@@ -56,8 +56,8 @@ def cli(verbose: bool) -> None:
 @click.option(
     "--recipe",
     default=None,
-    help="auto (default: pooled and pooled-street, the better on validation), study, compare, "
-    "pooled, pooled-street.",
+    help="auto (default: pooled, pooled-nobg and pooled-street, the best on validation), "
+    "study, compare, pooled, pooled-nobg, pooled-street.",
 )
 @click.option("--backbone", default=None, help="vgg16, vgg19, inception_v3, xception, resnet50.")
 @click.option("--input-size", type=int, default=None, help="Square input side in pixels.")

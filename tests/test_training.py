@@ -184,7 +184,9 @@ def test_auto_keeps_the_better_candidate_on_validation(
     candidates = recipes_from_options(
         "auto", backbone="tiny", input_size=32, background_removal=False
     )
+    # without background removal "pooled" and "pooled-nobg" are the same: trained once
     assert [c.name for c in candidates] == ["pooled", "pooled-street"]
+    assert len(recipes_from_options("auto")) == 3
     result = train_best(pattern_tree, tmp_path / "best", candidates, settings=settings)
     selection = result.metadata.recipe["selection"]
     assert set(selection) == {"pooled", "pooled-street"}
