@@ -146,3 +146,37 @@ class Item(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     job: Mapped[Job] = relationship(back_populates="items")
+
+
+class RunStatus:
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+
+class TrainingRun(Base):
+    """One train, tune, finetune, compare or pipeline run, with all it produced."""
+
+    __tablename__ = "training_runs"
+    __table_args__ = (Index("ix_training_runs_created", "created_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default=RunStatus.QUEUED)
+    error: Mapped[str | None] = mapped_column(Text)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("training_runs.id"))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # {"stage": ..., "done": n, "total": n}: epochs, trials or images, whatever runs now
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dataset: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    history: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    trials: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    durations_s: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    artifacts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
