@@ -40,9 +40,11 @@ def get_session(model_name: str, u2net_home: Path | None = None) -> Any:
             try:
                 session = new_session(model_name, providers=_providers())
             except Exception as exc:  # no file and no network, most often
-                home = os.environ.get("U2NET_HOME", "~/.u2net")
+                home = os.environ.get("U2NET_HOME")
+                where = f"U2NET_HOME={home}" if home else "U2NET_HOME unset: rembg's own folder"
                 raise BackgroundRemovalError(
-                    f"cannot load rembg model {model_name!r} (looked in {home}): {exc}"
+                    f"cannot load rembg model {model_name!r} ({where}; set SWATCH_U2NET_HOME "
+                    f"to a folder holding {model_name}.onnx to work offline): {exc}"
                 ) from exc
             _sessions[model_name] = session
         return session

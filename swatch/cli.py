@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -211,6 +212,149 @@ def evaluate(model_path: Path, data_dir: Path, split: str, seed: int | None, as_
         click.echo(json.dumps(metrics, indent=2))
     else:
         click.echo(metrics_table(metrics))
+
+
+@cli.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model folder.")
+@click.option("--recipe", default="study", show_default=True, help="Features to tune on.")
+@click.option("--max-trials", type=int, default=10, show_default=True)
+@click.option("--trial-epochs", type=int, default=15, show_default=True)
+@click.option(
+    "--directory",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Tuner state (default OUT.tuner); the same folder resumes a search.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def tune(
+    data_dir: Path,
+    out: Path,
+    recipe: str,
+    max_trials: int,
+    trial_epochs: int,
+    directory: Path | None,
+    seed: int,
+) -> None:
+    """Keras-Tuner Bayesian search over the study's head space, then train the best."""
+    from trainer.evaluation import metrics_table
+    from trainer.recipes import get_recipe
+    from trainer.tuning import tune as run_tune
+
+    try:
+        result = run_tune(
+            data_dir,
+            out,
+            get_recipe(recipe),
+            directory=directory or out.with_name(out.name + ".tuner"),
+            max_trials=max_trials,
+            trial_epochs=trial_epochs,
+            seed=seed,
+            progress=_progress,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"{'trial':<8}{'layers':<24}{'optimizer':<10}{'val_loss':>9}")
+    for trial in result.trials[:3]:
+        layers = ", ".join(f"{u} {a}" for u, a in trial["dense_layers"])
+        click.echo(
+            f"{trial['trial']:<8}{layers:<24}{trial['optimizer']:<10}{trial['val_loss']:>9.4f}"
+        )
+    click.echo(f"model saved to {result.result.path}")
+    click.echo(metrics_table(result.result.metrics))
+
+
+@cli.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out-dir", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--backbones", default="vgg16,vgg19,inception_v3,xception,resnet50", show_default=True
+)
+@click.option("--input-size", type=int, default=None)
+@click.option("--epochs", type=int, default=None)
+@click.option("--no-background-removal", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def compare(
+    data_dir: Path,
+    out_dir: Path,
+    backbones: str,
+    input_size: int | None,
+    epochs: int | None,
+    no_background_removal: bool,
+    as_json: bool,
+) -> None:
+    """The study's backbone comparison (Flatten, Dense 256 relu, Adam, 15 epochs)."""
+    from trainer.compare import compare as run_compare
+    from trainer.compare import comparison_table
+    from trainer.recipes import get_recipe
+
+    base = get_recipe("compare").with_overrides(input_size=input_size, epochs=epochs)
+    if no_background_removal:
+        base = replace(base, background_removal=None)
+    try:
+        rows = run_compare(
+            data_dir, out_dir, backbones=tuple(backbones.split(",")), base=base, progress=_progress
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        _fail(str(exc))
+        return
+    click.echo(json.dumps(rows, indent=2) if as_json else comparison_table(rows))
+
+
+@cli.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out-dir", required=True, type=click.Path(path_type=Path))
+@click.option("--max-trials", type=int, default=10, show_default=True)
+@click.option("--trial-epochs", type=int, default=15, show_default=True)
+@click.option("--finetune-epochs", type=int, default=50, show_default=True)
+@click.option("--backbone", default=None, help="vgg16 (the study's), vgg19 or tiny.")
+@click.option("--input-size", type=int, default=None)
+@click.option("--epochs", type=int, default=None, help="Epochs of the first training.")
+@click.option("--no-background-removal", is_flag=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def pipeline(
+    data_dir: Path,
+    out_dir: Path,
+    max_trials: int,
+    trial_epochs: int,
+    finetune_epochs: int,
+    backbone: str | None,
+    input_size: int | None,
+    epochs: int | None,
+    no_background_removal: bool,
+    seed: int,
+) -> None:
+    """Train (the study's recipe), tune, then fine-tune; prints the study's tables."""
+    from trainer.evaluation import metrics_table
+    from trainer.finetune import FinetuneConfig
+    from trainer.pipeline import run_pipeline
+
+    def stage(name: str, result) -> None:
+        click.echo(f"== {name}: {result.path}")
+        click.echo(metrics_table(result.metrics))
+
+    from trainer.recipes import get_recipe
+
+    base = get_recipe("study").with_overrides(
+        backbone=backbone, input_size=input_size, epochs=epochs
+    )
+    if no_background_removal:
+        base = replace(base, background_removal=None)
+    try:
+        run_pipeline(
+            data_dir,
+            out_dir,
+            base=base,
+            max_trials=max_trials,
+            trial_epochs=trial_epochs,
+            finetune_config=FinetuneConfig(epochs=finetune_epochs),
+            seed=seed,
+            progress=_progress,
+            on_stage=stage,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        _fail(str(exc))
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:

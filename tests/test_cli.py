@@ -100,3 +100,47 @@ def test_finetune_command(runner: CliRunner, model: Path, pattern_tree: Path, tm
     )
     assert result.exit_code == 0, result.output
     assert "best epoch 1" in result.output and (out / "model.keras").is_file()
+
+
+def test_tune_compare_and_pipeline_commands(
+    runner: CliRunner, pattern_tree: Path, tmp_path: Path
+) -> None:
+    tiny = ["--input-size", "32", "--epochs", "1", "--no-background-removal"]
+    result = runner.invoke(
+        cli,
+        [
+            "compare",
+            str(pattern_tree),
+            "--out-dir",
+            str(tmp_path / "c"),
+            "--backbones",
+            "tiny,resnet50",
+            *tiny,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "tiny" in result.output and "resnet50" in result.output and "skipped" in result.output
+    result = runner.invoke(
+        cli,
+        [
+            "pipeline",
+            str(pattern_tree),
+            "--out-dir",
+            str(tmp_path / "p"),
+            "--max-trials",
+            "1",
+            "--trial-epochs",
+            "1",
+            "--finetune-epochs",
+            "1",
+            "--backbone",
+            "tiny",
+            *tiny,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    stages = [line for line in result.output.splitlines() if line.startswith("==")]
+    assert stages == [
+        f"== {stage}: {tmp_path / 'p' / folder}"
+        for stage, folder in (("train", "trained"), ("tune", "tuned"), ("finetune", "finetuned"))
+    ]
