@@ -9,7 +9,7 @@ from shared.storage import ObjectStore, open_store
 
 
 def create_app(settings: Settings | None = None, store: ObjectStore | None = None) -> Flask:
-    from api import docs, health, items, jobs
+    from api import docs, health, items, jobs, training
     from api.errors import register_error_handlers
 
     settings = settings or get_settings()
@@ -20,6 +20,6 @@ def create_app(settings: Settings | None = None, store: ObjectStore | None = Non
     app.extensions["swatch.settings"] = settings
     app.extensions["swatch.store"] = store or open_store(settings)
     register_error_handlers(app)
-    for module in (health, jobs, items, docs):
+    for module in (health, jobs, items, training, docs):
         app.register_blueprint(module.bp)
     return app

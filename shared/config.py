@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_max_attempts: int = 5
 
+    # --- trainer ----------------------------------------------------------------------
+    training_visibility_timeout_s: int = 48 * 3600
+    # Scheduled retraining: a cron expression ("0 3 * * *"), the base dataset it trains on
+    # (labels sent back through the API are added), and whether to run without new labels.
+    retrain_cron: str | None = None
+    retrain_dataset: Path | None = None
+    retrain_always: bool = False
+    # With no production model at start-up, train one on this folder and promote it.
+    bootstrap_dataset: Path | None = None
+    bootstrap_recipe: str = "auto"
+
     @field_validator("webhook_allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:

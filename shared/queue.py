@@ -11,7 +11,10 @@ from typing import Any
 from shared.config import Settings
 
 CLASSIFY_QUEUE = "classify"
+TRAINING_QUEUE = "training"
 CLASSIFY_TASK = "swatch.classify_batch"
+TRAINING_RUN_TASK = "swatch.training_run"
+RETRAIN_TASK = "swatch.scheduled_retrain"
 SWEEP_TASK = "swatch.sweep"
 WEBHOOK_TASK = "swatch.send_webhook"
 
@@ -31,6 +34,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             CLASSIFY_TASK: {"queue": CLASSIFY_QUEUE},
             SWEEP_TASK: {"queue": CLASSIFY_QUEUE},
             WEBHOOK_TASK: {"queue": CLASSIFY_QUEUE},
+            # Training never blocks classification: its own queue and workers.
+            TRAINING_RUN_TASK: {"queue": TRAINING_QUEUE},
+            RETRAIN_TASK: {"queue": TRAINING_QUEUE},
         },
         "task_serializer": "json",
         "accept_content": ["json"],
