@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     retrain_cron: str | None = None
     retrain_dataset: Path | None = None
     retrain_always: bool = False
+    # Parameters of the scheduled pipeline run (JSON): options, max_trials, finetune, ...
+    retrain_params: dict[str, Any] = Field(default_factory=dict)
     # With no production model at start-up, train one on this folder and promote it.
     bootstrap_dataset: Path | None = None
     bootstrap_recipe: str = "auto"

@@ -577,7 +577,7 @@ def up(port: int, workers: int, home: Path | None) -> None:
 
     from shared.config import Settings
     from shared.db.migrate import upgrade
-    from swatch.stack import Stack, free_port, local_key, start_redis
+    from swatch.stack import Stack, bootstrap, free_port, local_key, start_redis
 
     home = (home or Path(os.environ.get("SWATCH_HOME", ".swatch"))).resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -591,7 +591,9 @@ def up(port: int, workers: int, home: Path | None) -> None:
         upgrade(settings.database)
         key = local_key(settings)
         stack.start_worker(concurrency=workers)
+        stack.start_trainer()
         stack.start_api()
+        bootstrap_run = bootstrap(settings)
     except Exception as exc:
         stack.stop()
         _fail(f"could not start the stack: {exc}")
@@ -601,11 +603,17 @@ def up(port: int, workers: int, home: Path | None) -> None:
     try:
         model = f"model {choose_model(settings).version}"
     except NoModel as exc:
-        model = f"no model yet ({exc}); jobs wait until SWATCH_MODEL_PATH points at one"
+        model = f"no model yet ({exc}); jobs wait until there is one"
+    if bootstrap_run:
+        model = (
+            f"no model yet: training one on {settings.bootstrap_dataset} "
+            f"(run {bootstrap_run}, GET /v1/training-runs/{bootstrap_run}; "
+            f"log {home}/trainer.log); jobs wait and then run"
+        )
     click.echo(f"Swatch is running at http://127.0.0.1:{port}  (docs: /docs)")
     click.echo(f"API key: {key}")
     click.echo(f"{model}")
-    click.echo(f"data in {home}; logs: {home}/api.log, {home}/worker.log. Ctrl-C stops.")
+    click.echo(f"data in {home}; logs in {home}/*.log. Ctrl-C stops.")
     stopping = []
     _signal.signal(_signal.SIGTERM, lambda *_: stopping.append(1))
     try:

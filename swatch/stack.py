@@ -132,6 +132,33 @@ class Stack:
         self.processes[name] = process
         return process
 
+    def start_trainer(self, name: str = "trainer") -> subprocess.Popen:
+        with open(self.settings.home / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "trainer.celery_app",
+                    "worker",
+                    "-Q",
+                    "training",
+                    "--concurrency",
+                    "1",
+                    "--loglevel",
+                    "INFO",
+                    "-n",
+                    f"{name}@%h",
+                ],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes[name] = process
+        return process
+
     def start_api(self) -> subprocess.Popen:
         with open(self.settings.home / "api.log", "ab") as log:
             process = subprocess.Popen(
@@ -185,3 +212,30 @@ def local_key(settings: Settings) -> str:
     path.write_text(key + "\n")
     path.chmod(0o600)
     return key
+
+
+def bootstrap(settings: Settings) -> str | None:
+    """With no production model and a bootstrap dataset, queue a visible training run that
+    promotes its model; waiting jobs then run. Returns the run id, or None."""
+    from shared.db.models import TrainingRun
+    from shared.db.session import session_scope
+    from shared.queue import TRAINING_RUN_TASK, send_task
+    from trainer.schedule import bootstrap_needed
+
+    if not bootstrap_needed(settings):
+        return None
+    with session_scope(settings.database) as session:
+        run = TrainingRun(
+            kind="train",
+            params={
+                "dataset": str(settings.bootstrap_dataset),
+                "recipe": settings.bootstrap_recipe,
+                "promote": True,
+                "bootstrap": True,
+            },
+        )
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    send_task(settings, TRAINING_RUN_TASK, [run_id])
+    return run_id

@@ -91,11 +91,14 @@ def scheduled_retrain(settings: Settings, store: ObjectStore) -> RetrainReport:
             settings.retrain_dataset,
             settings.home / "datasets" / f"retrain-{stamp}",
         )
-        run_id = create_run(
-            settings,
-            "pipeline",
-            {"dataset": str(data), "scheduled": True, "promote": True, "new_labels": len(new)},
-        )
+        params = {
+            **settings.retrain_params,
+            "dataset": str(data),
+            "scheduled": True,
+            "promote": True,
+            "new_labels": len(new),
+        }
+        run_id = create_run(settings, "pipeline", params)
         status = execute(settings, store, run_id)
         return RetrainReport(True, f"{len(new)} new labelled images", run_id, status)
     finally:
