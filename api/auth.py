@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from flask import current_app, g, request
+from flask import g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -61,9 +61,4 @@ def authenticate() -> Caller:
         if row is None:
             raise ApiError(401, "Unauthorized", "that API key is not valid")
         g.caller = Caller(row.tenant_id, row.is_admin)
-    current_app.logger.debug("caller %s", g.caller.tenant_id)
-    return g.caller
-
-
-def caller() -> Caller:
     return g.caller
