@@ -48,6 +48,10 @@ class ObjectStore(ABC):
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (a folder-like prefix ending in /)."""
+
+    @abstractmethod
     def check(self) -> None:
         """Raise StorageUnavailable unless the store answers now."""
 
@@ -103,6 +107,16 @@ class LocalStore(ObjectStore):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        folder = self.root / _safe_key(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and not p.name.startswith(".tmp-")
+        )
 
     def check(self) -> None:
         if not self.root.is_dir() or not os.access(self.root, os.W_OK):
@@ -207,6 +221,16 @@ class S3Store(ObjectStore):
                 )
                 count += len(keys[start : start + 1000])
         return count
+
+    def list(self, prefix: str) -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = self._call(
+            f"list {prefix}",
+            lambda: list(
+                paginator.paginate(Bucket=self.bucket, Prefix=_safe_key(prefix.rstrip("/")) + "/")
+            ),
+        )
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
     def exists(self, key: str) -> bool:
         try:

@@ -112,3 +112,23 @@ def test_pipeline_run_has_three_child_runs(run_settings: Settings, pattern_tree:
         tune = next(c for c in children if c.kind == "tune")
         assert len(tune.trials) == 2
     assert _run(run_settings, run_id).model_version
+
+
+def test_a_dataset_in_object_storage(run_settings: Settings, pattern_tree: Path) -> None:
+    store = LocalStore(run_settings.storage_path)
+    for path in sorted(pattern_tree.rglob("*.jpg")):
+        store.put(f"datasets/patterns/{path.parent.name}/{path.name}", path.read_bytes())
+    store.put("datasets/patterns/README.txt", b"not a class")
+    run_id = create_run(
+        run_settings,
+        "train",
+        {"dataset": "storage://datasets/patterns", "recipe": "pooled", "options": TINY},
+    )
+    assert execute(run_settings, store, run_id) == RunStatus.SUCCEEDED
+    run = _run(run_settings, run_id)
+    assert sum(sum(c.values()) for c in run.dataset["counts"].values()) == 40
+    missing = create_run(
+        run_settings, "train", {"dataset": "storage://datasets/none", "options": TINY}
+    )
+    assert execute(run_settings, store, missing) == RunStatus.FAILED
+    assert "no objects under" in _run(run_settings, missing).error

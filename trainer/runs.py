@@ -149,8 +149,9 @@ def _run_kind(
     progress: Any,
 ) -> None:
     from trainer.recipes import recipes_from_options
+    from trainer.schedule import resolve_dataset
 
-    data = Path(params["dataset"])
+    data = resolve_dataset(settings, store, params["dataset"])
     seed = int(params.get("seed", 0))
     overrides = dict(params.get("options", {}))
     auto_promote = bool(params.get("promote", False))
@@ -249,8 +250,10 @@ def _pipeline(
         children[stage] = child
 
     base = recipe_from_options(params.get("recipe", "study"), **dict(params.get("options", {})))
+    from trainer.schedule import resolve_dataset
+
     result = run_pipeline(
-        Path(params["dataset"]),
+        resolve_dataset(settings, store, params["dataset"]),
         work,
         base=base,
         max_trials=int(params.get("max_trials", 10)),

@@ -115,3 +115,33 @@ def bootstrap_needed(settings: Settings) -> bool:
             select(TrainingRun).where(TrainingRun.status.in_(["queued", "running"])).limit(1)
         )
     return pending is None
+
+
+STORAGE_SCHEME = "storage://"
+
+
+def resolve_dataset(settings: Settings, store: ObjectStore, dataset: str) -> Path:
+    """A local folder as it is; ``storage://<prefix>`` (class-per-folder objects) copied to a
+    local folder once per content, so a run reads files like any other."""
+    if not dataset.startswith(STORAGE_SCHEME):
+        return Path(dataset)
+    import hashlib
+
+    prefix = dataset[len(STORAGE_SCHEME) :].strip("/") + "/"
+    keys = store.list(prefix)
+    if not keys:
+        raise ValueError(f"no objects under {dataset}")
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+    folder = settings.home / "datasets" / f"storage-{digest}"
+    if not folder.is_dir():
+        tmp = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        for key in keys:
+            relative = key[len(prefix) :]
+            if "/" not in relative:
+                continue  # files beside the class folders are not labelled
+            target = tmp / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(store.get(key))
+        tmp.rename(folder)
+    return folder

@@ -44,6 +44,10 @@ def test_s3_store_round_trip_and_prefix_delete(s3_settings) -> None:
     store.put("tenants/t/jobs/other/originals/00000.jpg", b"keep")
     assert store.get("tenants/t/jobs/j/originals/00000.jpg") == b"abc"
     assert store.exists("tenants/t/jobs/j/cutouts/x.png")
+    assert store.list("tenants/t/jobs/j/") == [
+        "tenants/t/jobs/j/cutouts/x.png",
+        "tenants/t/jobs/j/originals/00000.jpg",
+    ]
     assert store.delete_prefix("tenants/t/jobs/j/") == 2
     assert not store.exists("tenants/t/jobs/j/cutouts/x.png")
     assert store.get("tenants/t/jobs/other/originals/00000.jpg") == b"keep"
