@@ -161,3 +161,63 @@ def test_labels_are_accepted_for_classified_images_only(client, api_key, service
     assert response.status_code == 200 and response.get_json()["label"] == "floral"
     with session_scope(service_settings.database) as session:
         assert session.get(Item, item_id).labelled_at is not None
+
+
+def test_every_kind_through_the_trainer_worker(
+    client, service_settings, workers, pattern_tree
+) -> None:
+    headers = {"X-API-Key": _admin_key(service_settings)}
+    workers.stack.processes["trainer"] = _start_trainer(workers)
+    quick = {**TINY, "epochs": 1}
+    requests = {
+        "train": {"recipe": "study", "options": quick},
+        "tune": {"options": quick, "max_trials": 2, "trial_epochs": 1},
+        "compare": {
+            "options": {"input_size": 32, "epochs": 1, "background_removal": False},
+            "backbones": ["tiny", "xception"],
+        },
+        "pipeline": {
+            "options": quick,
+            "max_trials": 1,
+            "trial_epochs": 1,
+            "finetune": {"epochs": 1},
+        },
+    }
+    ids = {}
+    for kind, extra in requests.items():
+        response = client.post(
+            "/v1/training-runs",
+            headers=headers,
+            json={"kind": kind, "dataset": str(pattern_tree), **extra},
+        )
+        assert response.status_code == 202, response.get_json()
+        ids[kind] = response.get_json()["id"]
+
+    def finished(run_id):
+        body = client.get(f"/v1/training-runs/{run_id}", headers=headers).get_json()
+        return body if body["status"] in {"succeeded", "failed", "cancelled"} else None
+
+    runs = {
+        k: wait_until(lambda r=r: finished(r), 240, what=f"the {k} run") for k, r in ids.items()
+    }
+    assert {k: r["status"] for k, r in runs.items()} == dict.fromkeys(requests, "succeeded"), {
+        k: r["error"] for k, r in runs.items()
+    }
+    assert len(runs["tune"]["trials"]) == 2
+    rows = runs["compare"]["metrics"]["comparison"]
+    assert [r["status"] for r in rows] == ["trained", "skipped"]
+    finetune = client.post(
+        "/v1/training-runs",
+        headers=headers,
+        json={
+            "kind": "finetune",
+            "dataset": str(pattern_tree),
+            "model": runs["train"]["model_version"],
+            "finetune": {"epochs": 1},
+        },
+    ).get_json()
+    done = wait_until(lambda: finished(finetune["id"]), 120, what="the finetune run")
+    assert done["status"] == "succeeded", done["error"]
+    all_runs = client.get("/v1/training-runs?limit=100", headers=headers).get_json()["runs"]
+    children = [r for r in all_runs if r["parent_id"] == ids["pipeline"]]
+    assert sorted(r["kind"] for r in children) == ["finetune", "train", "tune"]
