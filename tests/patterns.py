@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +57,19 @@ def make_tree(
                 folder / f"{kind}_{i:03d}.jpg", quality=92
             )
     return root
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims huge dimensions: a decompression bomb's first bytes."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 32))
+        + chunk(b"IEND", b"")
+    )

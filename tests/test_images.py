@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from shared.images import ImageError, decode_image, to_rgb
+from tests.patterns import png_claiming
 
 
 def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -75,27 +74,11 @@ def test_truncated_jpeg_is_refused() -> None:
         decode_image(data[: len(data) // 2])
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims huge dimensions: what a decompression bomb looks like up front."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body))
-            + kind
-            + body
-            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_is_refused_before_decoding() -> None:
     with pytest.raises(ImageError, match="than the limit"):
-        decode_image(_png_header_only(100_000, 100_000))
+        decode_image(png_claiming(100_000, 100_000))
     with pytest.raises(ImageError, match="more than the limit"):
-        decode_image(_png_header_only(8_000, 8_000), max_pixels=1_000_000)
+        decode_image(png_claiming(8_000, 8_000), max_pixels=1_000_000)
     with pytest.raises(ImageError, match="more than the limit"):
         decode_image(_encode(Image.new("RGB", (100, 100)), "PNG"), max_pixels=5_000)
 

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import pytest
 from PIL import Image
 
 from shared.db.models import Item, Job
 from shared.db.session import session_scope
+from tests.patterns import png_claiming
 from tests.service.helpers import jpeg, make_tar, make_zip, multipart
-
-
-def _png_claiming(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body))
-            + kind
-            + body
-            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-        )
-
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 32))
-        + chunk(b"IEND", b"")
-    )
 
 
 def _nothing_created(settings) -> bool:
@@ -175,7 +157,7 @@ ITEM_FAILURES = [
     ("empty.jpg", b"", "empty file"),
     ("notes.jpg", b"this is text, named like a jpeg", "not a recognised image"),
     ("script.png", b"#!/bin/sh\nrm -rf /\n", "not a recognised image"),
-    ("bomb.png", _png_claiming(60_000, 60_000), "limit"),
+    ("bomb.png", png_claiming(60_000, 60_000), "limit"),
     ("cut.bmp", _bmp_header_only(), "image"),
 ]
 

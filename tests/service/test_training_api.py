@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from api.auth import create_tenant_key
 from shared.db.session import session_scope
 from tests.service.conftest import wait_until
@@ -105,31 +103,7 @@ def test_a_run_through_the_trainer_worker_then_promote_and_rollback(
 
 
 def _start_trainer(workers):
-    import subprocess
-    import sys
-
-    home = workers.stack.settings.home
-    with open(home / "trainer.log", "ab") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "trainer.celery_app",
-                "worker",
-                "-Q",
-                "training",
-                "--concurrency",
-                "1",
-                "-n",
-                "trainer@%h",
-            ],
-            env={**os.environ, **workers.stack.env()},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return workers.stack.start_trainer()
 
 
 def test_labels_are_accepted_for_classified_images_only(client, api_key, service_settings) -> None:
