@@ -96,6 +96,14 @@ def cli(verbose: bool) -> None:
 @click.option("--background-model", default=None, help="rembg model (u2netp, u2net, ...).")
 @click.option("--no-background-removal", is_flag=True, help="Classify the photo as it is.")
 @click.option("--no-class-weight", is_flag=True, help="Do not weight classes by rarity.")
+@click.option(
+    "--finetune-epochs",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Then fine-tune the last backbone block this many epochs at most; kept "
+    "only if validation improves.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def train(
@@ -106,6 +114,7 @@ def train(
     as_json: bool,
     no_background_removal: bool,
     no_class_weight: bool,
+    finetune_epochs: int,
     **options: object,
 ) -> None:
     """Train a pattern model on DATA_DIR (one folder per class, or train/validation/test)."""
@@ -122,6 +131,12 @@ def train(
         from trainer.training import train_best
 
         result = train_best(data_dir, out, candidates, seed=seed, progress=_progress)
+        if finetune_epochs:
+            from trainer.finetune import FinetuneConfig, finetune_if_better
+
+            result = finetune_if_better(
+                result, data_dir, FinetuneConfig(epochs=finetune_epochs), progress=_progress
+            )
     except (ValueError, RuntimeError, OSError) as exc:
         _fail(str(exc))
         return

@@ -71,3 +71,24 @@ def test_finetune_refuses_a_non_sequential_backbone(tmp_path: Path, settings: Se
     (tmp_path / "m" / "metadata.json").write_text(meta.model_dump_json())
     with pytest.raises(ValueError, match="fine-tuning supports"):
         finetune(tmp_path / "m", tmp_path, tmp_path / "out", settings=settings)
+
+
+def test_finetune_if_better_keeps_the_better_model(
+    pattern_tree: Path, tmp_path: Path, settings: Settings
+) -> None:
+    from trainer.finetune import finetune_if_better
+
+    recipe = replace(get_recipe("pooled"), backbone="tiny", input_size=32, background_removal=None)
+    base = train(pattern_tree, tmp_path / "m", recipe, settings=settings)
+    result = finetune_if_better(
+        base, pattern_tree, FinetuneConfig(epochs=2, learning_rate=1e-3), settings=settings
+    )
+    decision = (
+        result.metadata.recipe.get("finetune", {}).get("decision")
+        or result.metadata.recipe["finetune_decision"]
+    )
+    assert decision["kept"] == (decision["validation_after"] > decision["validation_before"])
+    assert result.path == tmp_path / "m" and (result.path / "model.keras").is_file()
+    assert Classifier.load(result.path, settings).predict(
+        sorted(pattern_tree.rglob("*.jpg"))[:2]
+    ).shape == (2, 4)

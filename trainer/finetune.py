@@ -228,3 +228,43 @@ def finetune(
         meta.timings_s = dict(watch.timings)
         save_artifact(Path(out), model, meta)
     return TrainResult(Path(out), meta, metrics, dict(watch.timings), dataset, hist)
+
+
+def finetune_if_better(
+    result: TrainResult,
+    data_dir: Path | str,
+    config: FinetuneConfig,
+    *,
+    settings: Settings | None = None,
+    progress: ProgressFactory = silent,
+) -> TrainResult:
+    """Fine-tune a freshly trained model in place; keep it only if validation improves."""
+    import shutil
+
+    from trainer.training import selection_score
+
+    before = selection_score(result.metrics)
+    with tempfile.TemporaryDirectory(dir=result.path.parent) as tmp:
+        tuned = finetune(
+            result.path, data_dir, Path(tmp) / "tuned", config, settings=settings, progress=progress
+        )
+        after = selection_score(tuned.metrics)
+        summary = {
+            "validation_before": before[0],
+            "validation_after": after[0],
+            "kept": after > before,
+        }
+        if after > before:
+            tuned.metadata.recipe["finetune"]["decision"] = summary
+            (tuned.path / "metadata.json").write_text(tuned.metadata.model_dump_json(indent=2))
+            shutil.rmtree(result.path)
+            shutil.move(str(tuned.path), result.path)
+            tuned.path = result.path
+            tuned.timings = {
+                **result.timings,
+                **{f"finetune {k}": v for k, v in tuned.timings.items()},
+            }
+            return tuned
+    result.metadata.recipe["finetune_decision"] = summary
+    (result.path / "metadata.json").write_text(result.metadata.model_dump_json(indent=2))
+    return result
