@@ -32,6 +32,7 @@ class RunRequest(BaseModel):
     max_trials: int | None = Field(default=None, ge=1, le=100)
     trial_epochs: int | None = Field(default=None, ge=1, le=500)
     finetune: dict[str, Any] = Field(default_factory=dict)
+    finetune_epochs: int | None = Field(default=None, ge=0, le=500)  # train: then fine-tune
     backbones: list[str] | None = None
     promote: bool = False
     seed: int = 0

@@ -162,6 +162,11 @@ def _run_kind(
         result = train_best(
             data, work / "model", recipes, seed=seed, settings=settings, progress=progress
         )
+        if params.get("finetune_epochs"):
+            from trainer.finetune import FinetuneConfig, finetune_if_better
+
+            config = FinetuneConfig(epochs=int(params["finetune_epochs"]))
+            result = finetune_if_better(result, data, config, settings=settings, progress=progress)
         _record_model(settings, store, run_id, result, auto_promote)
     elif kind == "tune":
         from trainer.recipes import recipe_from_options
