@@ -99,10 +99,10 @@ def cli(verbose: bool) -> None:
 @click.option(
     "--finetune-epochs",
     type=int,
-    default=0,
-    show_default=True,
-    help="Then fine-tune the last backbone block this many epochs at most; kept "
-    "only if validation improves.",
+    default=None,
+    help="Then fine-tune the last backbone block (VGG16: block 5) this many epochs at most; "
+    "kept only if the validation loss drops. Default 10 for the auto recipe, 0 (none) for a "
+    "named one; about 90 s an epoch for 1,800 images on 2 CPU cores.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
@@ -114,7 +114,7 @@ def train(
     as_json: bool,
     no_background_removal: bool,
     no_class_weight: bool,
-    finetune_epochs: int,
+    finetune_epochs: int | None,
     **options: object,
 ) -> None:
     """Train a pattern model on DATA_DIR (one folder per class, or train/validation/test)."""
@@ -131,6 +131,8 @@ def train(
         from trainer.training import train_best
 
         result = train_best(data_dir, out, candidates, seed=seed, progress=_progress)
+        if finetune_epochs is None:
+            finetune_epochs = 10 if (recipe or DEFAULT_RECIPE) == "auto" else 0
         if finetune_epochs:
             from trainer.finetune import FinetuneConfig, finetune_if_better
 

@@ -87,7 +87,7 @@ def test_finetune_if_better_keeps_the_better_model(
         result.metadata.recipe.get("finetune", {}).get("decision")
         or result.metadata.recipe["finetune_decision"]
     )
-    assert decision["kept"] == (decision["validation_after"] > decision["validation_before"])
+    assert decision["kept"] == (decision["loss_after"] < decision["loss_before"])
     assert result.path == tmp_path / "m" and (result.path / "model.keras").is_file()
     assert Classifier.load(result.path, settings).predict(
         sorted(pattern_tree.rglob("*.jpg"))[:2]
