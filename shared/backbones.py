@@ -118,7 +118,11 @@ def resolve_weights(spec: BackboneSpec, configured: str) -> str | None:
         return str(matches[0])
     if path.is_file():
         if not path.name.lower().startswith(spec.name.split("_")[0]):
-            raise BackboneError(f"weights file {path.name} does not look like {spec.name}'s")
+            raise BackboneError(
+                f"no ImageNet weights for {spec.name}: SWATCH_BACKBONE_WEIGHTS names "
+                f"{path.name} (give a folder of <backbone>*notop*.h5 files, or 'imagenet' "
+                "where Keras can download)"
+            )
         return str(path)
     raise BackboneError(f"backbone weights {configured!r} are neither 'imagenet' nor a file")
 
