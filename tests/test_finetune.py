@@ -32,6 +32,11 @@ def test_finetune_trains_the_last_block_and_saves_an_end_to_end_model(
     assert 1 <= len(result.history["loss"]) <= 3
     assert result.metadata.weights_id.startswith(base.metadata.weights_id + "+finetuned:")
     assert result.metadata.recipe["finetune"]["metrics_before"] == base.metrics
+    # fine-tuning again starts from the same frozen lower blocks: no chain of suffixes
+    again = finetune(
+        result.path, pattern_tree, tmp_path / "again", FinetuneConfig(epochs=1), settings=settings
+    )
+    assert again.metadata.weights_id.count("+finetuned:") == 1
     after = Classifier.load(result.path, settings)
     changed = [
         not np.allclose(a, b)

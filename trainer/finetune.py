@@ -31,6 +31,12 @@ from trainer.evaluation import compute_metrics
 from trainer.training import Stopwatch, TrainResult, balanced_class_weights
 
 SEQUENTIAL_BACKBONES = ("vgg16", "vgg19", "tiny")
+FINETUNED = "+finetuned:"
+
+
+def base_weights_id(weights_id: str) -> str:
+    """The pretrained weights a (possibly fine-tuned) model started from."""
+    return weights_id.split(FINETUNED, 1)[0]
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,8 @@ def finetune(
     job = FeatureJob(
         below,
         ("mid:flatten",),
-        FeatureKey(spec.name, meta.weights_id),
+        # The blocks below the last are frozen, so a fine-tuned model's maps are the base's.
+        FeatureKey(spec.name, base_weights_id(meta.weights_id)),
         prep,
         FeatureStore(settings.cache_dir),
         remover,
@@ -213,7 +220,7 @@ def finetune(
             for w in layer.get_weights():
                 digest.update(np.ascontiguousarray(w).tobytes())
         meta = meta.model_copy(deep=True)
-        meta.weights_id = f"{meta.weights_id}+finetuned:{digest.hexdigest()[:16]}"
+        meta.weights_id = f"{base_weights_id(meta.weights_id)}{FINETUNED}{digest.hexdigest()[:16]}"
         meta.recipe = {
             **meta.recipe,
             "finetune": {
