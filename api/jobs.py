@@ -26,6 +26,7 @@ from api.uploads import ARCHIVE_TYPES, Upload, collect
 from shared.db.models import Item, ItemStatus, Job, JobStatus, new_id, utcnow
 from shared.dispatch import dispatch
 from shared.jobstate import item_counts, progress, refresh
+from shared.queue import WEBHOOK_TASK, send_task
 from shared.storage import StorageError, job_prefix
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,8 @@ def create_job() -> Response:
     with db_session() as session:
         try:
             dispatch(settings(), session, job_id, pending)
+            if not pending and callback:  # every file was refused: the job is already over
+                send_task(settings(), WEBHOOK_TASK, [job_id])
         except Exception as exc:  # broker down: accepted anyway, the sweeper sends it later
             log.warning("job %s accepted but not yet queued: %s", job_id, exc)
             job = session.get(Job, job_id)
