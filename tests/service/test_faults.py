@@ -39,16 +39,26 @@ def _assert_exactly_one_result_each(settings, job_id: str, n: int) -> None:
     assert len({i.position for i in items}) == n
 
 
-def test_worker_killed_mid_job_then_restarted(client, api_key, workers, service_settings) -> None:
-    n = 120
+def _succeeded(settings, job_id: str) -> int:
+    return _counts(settings, job_id).get("succeeded", 0)
+
+
+def _start_a_long_job(client, api_key: str, workers, settings, n: int) -> str:
+    """Submit n images, start a worker, and return once it is well into the job."""
     job_id = _submit(client, api_key, n)
     workers.start()
     wait_until(
-        lambda: _counts(service_settings, job_id).get("succeeded", 0) >= 8,
+        lambda: _succeeded(settings, job_id) >= 8,
         90,
         interval_s=0.05,
         what="the worker to get going",
     )
+    return job_id
+
+
+def test_worker_killed_mid_job_then_restarted(client, api_key, workers, service_settings) -> None:
+    n = 120
+    job_id = _start_a_long_job(client, api_key, workers, service_settings, n)
     workers.kill()
     before = _counts(service_settings, job_id)
     assert before.get("succeeded", 0) < n, "the job finished before the kill; make it longer"
@@ -64,14 +74,7 @@ def test_worker_killed_mid_job_then_restarted(client, api_key, workers, service_
 
 def test_redis_restarted_mid_job(client, api_key, workers, service_settings, redis_server) -> None:
     n = 120
-    job_id = _submit(client, api_key, n)
-    workers.start()
-    wait_until(
-        lambda: _counts(service_settings, job_id).get("succeeded", 0) >= 8,
-        90,
-        interval_s=0.05,
-        what="the worker to get going",
-    )
+    job_id = _start_a_long_job(client, api_key, workers, service_settings, n)
     redis_server.stop()
     time.sleep(2)
     assert _counts(service_settings, job_id).get("succeeded", 0) < n
