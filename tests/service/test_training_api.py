@@ -10,6 +10,14 @@ from tests.service.helpers import jpeg, multipart
 TINY = {"backbone": "tiny", "input_size": 32, "background_removal": False}
 
 
+def _wait_run(client, headers: dict, run_id: str, timeout_s: float = 120) -> dict:
+    def finished():
+        body = client.get(f"/v1/training-runs/{run_id}", headers=headers).get_json()
+        return body if body["status"] in {"succeeded", "failed", "cancelled"} else None
+
+    return wait_until(finished, timeout_s, what=f"training run {run_id}")
+
+
 def _admin_key(settings) -> str:
     with session_scope(settings.database) as session:
         return create_tenant_key(session, "ops", is_admin=True)
@@ -59,15 +67,7 @@ def test_a_run_through_the_trainer_worker_then_promote_and_rollback(
     )
     assert response.status_code == 202
     run_id = response.get_json()["id"]
-    run = wait_until(
-        lambda: (
-            (b := client.get(f"/v1/training-runs/{run_id}", headers=headers).get_json())["status"]
-            in {"succeeded", "failed"}
-            and b
-        ),
-        120,
-        what="the training run",
-    )
+    run = _wait_run(client, headers, run_id)
     assert run["status"] == "succeeded", run["error"]
     assert run["metrics"]["test"]["accuracy"] >= 0 and run["model_version"]
     plot = client.get(run["plots"]["confusion_test.png"], headers=headers)
@@ -85,17 +85,7 @@ def test_a_run_through_the_trainer_worker_then_promote_and_rollback(
             "options": {**TINY, "input_size": 40},
         },
     ).get_json()
-    done = wait_until(
-        lambda: (
-            (b := client.get(f"/v1/training-runs/{second['id']}", headers=headers).get_json())[
-                "status"
-            ]
-            in {"succeeded", "failed"}
-            and b
-        ),
-        120,
-        what="the second run",
-    )
+    done = _wait_run(client, headers, second["id"])
     promoted = client.post(f"/v1/models/{done['model_version']}/promote", headers=headers)
     assert promoted.status_code == 200 and promoted.get_json()["previous"] == run["model_version"]
     back = client.post("/v1/models/rollback", headers=headers).get_json()
@@ -167,13 +157,7 @@ def test_every_kind_through_the_trainer_worker(
         assert response.status_code == 202, response.get_json()
         ids[kind] = response.get_json()["id"]
 
-    def finished(run_id):
-        body = client.get(f"/v1/training-runs/{run_id}", headers=headers).get_json()
-        return body if body["status"] in {"succeeded", "failed", "cancelled"} else None
-
-    runs = {
-        k: wait_until(lambda r=r: finished(r), 240, what=f"the {k} run") for k, r in ids.items()
-    }
+    runs = {k: _wait_run(client, headers, r, 240) for k, r in ids.items()}
     assert {k: r["status"] for k, r in runs.items()} == dict.fromkeys(requests, "succeeded"), {
         k: r["error"] for k, r in runs.items()
     }
@@ -190,7 +174,7 @@ def test_every_kind_through_the_trainer_worker(
             "finetune": {"epochs": 1},
         },
     ).get_json()
-    done = wait_until(lambda: finished(finetune["id"]), 120, what="the finetune run")
+    done = _wait_run(client, headers, finetune["id"])
     assert done["status"] == "succeeded", done["error"]
     all_runs = client.get("/v1/training-runs?limit=100", headers=headers).get_json()["runs"]
     children = [r for r in all_runs if r["parent_id"] == ids["pipeline"]]
