@@ -401,6 +401,7 @@ def classify(
 ) -> None:
     """Classify image files or folders; a bad file gets an error line, the rest go on."""
     from shared.artifact import ArtifactError
+    from shared.background import BackgroundRemovalError
     from shared.classifier import Classifier
     from shared.images import ImageError
 
@@ -420,6 +421,9 @@ def classify(
                 names.append(path)
             except ImageError as exc:
                 results.append({"file": str(path), "error": str(exc)})
+            except BackgroundRemovalError as exc:  # the model's rembg cannot load: stop
+                bar.close()
+                _fail(str(exc))
         if prepared:
             probs = classifier.predict_views(prepared, batch_size)
             for path, row, top in zip(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from shared.background import BackgroundRemovalError
 from shared.config import Settings
 from shared.db.models import Item, ItemStatus, Job, JobStatus, utcnow
 from shared.db.session import session_scope
@@ -140,6 +141,11 @@ def process_batch(
         try:
             data = store.get(key) if key else b""
             views, cutout = classifier.prepare_with_mask(data)
+        except BackgroundRemovalError as exc:
+            # Configuration, not the image: the items wait, the job says why.
+            _wait_for(settings, job_id, [i for i, _, _ in work], f"waiting: {exc}")
+            report.waiting = str(exc)
+            return report
         except ObjectNotFound:
             _fail(settings, item_id, "the uploaded file is gone from storage")
             report.failed += 1
@@ -189,6 +195,18 @@ def process_batch(
             if finished and job.callback_url:
                 report.finished_jobs.append(job.id)
     return report
+
+
+def _wait_for(settings: Settings, job_id: str, item_ids: list[str], reason: str) -> None:
+    with session_scope(settings.database) as session:
+        session.execute(
+            update(Item)
+            .where(Item.id.in_(item_ids), Item.status == ItemStatus.RUNNING)
+            .values(status=ItemStatus.PENDING, dispatched_at=None)
+        )
+        job = session.get(Job, job_id)
+        job.status_reason = reason
+        refresh(session, job)
 
 
 def _png(image) -> bytes:

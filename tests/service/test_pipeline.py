@@ -113,3 +113,39 @@ def test_a_promoted_model_takes_over_between_batches(
     versions = [i["model_version"] for i in items]
     assert versions[0] == versions[1] != version and versions[2] == versions[3] == version
     MODELS.clear()
+
+
+def test_an_unloadable_rembg_model_makes_items_wait(
+    client, api_key, service_settings, tmp_path, monkeypatch
+) -> None:
+    import shared.background
+    from tests.fakes import ThresholdRemover
+    from trainer.recipes import get_recipe
+    from trainer.training import train
+
+    recipe = replace(get_recipe("pooled"), backbone="tiny", input_size=32)
+    model = train(
+        make_tree(tmp_path / "d", 4),
+        tmp_path / "m",
+        recipe,
+        settings=service_settings,
+        remover=ThresholdRemover(),
+    ).path
+    settings = service_settings.model_copy(update={"model_path": model})
+
+    def no_session(*_args, **_kwargs):
+        raise shared.background.BackgroundRemovalError("cannot load rembg model 'u2netp'")
+
+    monkeypatch.setattr(shared.background, "get_session", no_session)
+    MODELS.clear()
+    headers = {"X-API-Key": api_key}
+    job = client.post(
+        "/v1/jobs", data=multipart([("a.jpg", jpeg(1)), ("b.jpg", jpeg(2))]), headers=headers
+    ).get_json()
+    report = process_batch(
+        settings, open_store(settings), job["id"], _item_ids(settings, job["id"])
+    )
+    MODELS.clear()
+    assert report.waiting and report.failed == 0
+    body = client.get(f"/v1/jobs/{job['id']}", headers=headers).get_json()
+    assert body["counts"]["pending"] == 2 and "cannot load rembg" in body["status_reason"]
