@@ -5,12 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from api.auth import authenticate
-from api.db import db_session, store
-from api.errors import ApiError, not_found, unavailable
+from api.db import db_session, fetch_object
+from api.errors import ApiError, not_found
 from api.jobs import item_body
 from api.responses import json_response
 from shared.db.models import Item
-from shared.storage import ObjectNotFound, StorageError
 
 bp = Blueprint("items", __name__, url_prefix="/v1")
 
@@ -43,10 +42,5 @@ def get_cutout(item_id: str) -> Response:
             "this item has no cut-out (not classified yet, "
             "failed, or background removal is off for this model)",
         )
-    try:
-        data = store().get(key)
-    except ObjectNotFound:
-        raise ApiError(404, "Not found", "the cut-out is gone from storage") from None
-    except StorageError as exc:
-        raise unavailable(f"object storage cannot be reached: {exc}") from exc
+    data = fetch_object(key, "cut-out")
     return Response(data, mimetype="image/webp" if key.endswith(".webp") else "image/png")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, request, stream_with_context, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from api.auth import authenticate
 from api.db import db_session, settings, store
@@ -36,11 +37,12 @@ RESULT_FORMATS = ("json", "csv", "jsonl")
 MAX_PAGE_SIZE = 1000
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def job_body(job: Job, counts: dict[str, int]) -> dict[str, Any]:
+def job_body(session: Session, job: Job) -> dict[str, Any]:
+    counts = item_counts(session, job.id)
     return {
         "id": job.id,
         "status": job.status,
@@ -51,9 +53,9 @@ def job_body(job: Job, counts: dict[str, int]) -> dict[str, Any]:
         "model_version": job.model_version,
         "callback_url": job.callback_url,
         "callback_status": job.callback_status,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
         "links": {
             "self": url_for("jobs.get_job", job_id=job.id),
             "results": url_for("jobs.results", job_id=job.id),
@@ -116,7 +118,7 @@ def _replay(job: Job, fingerprint: str) -> Response:
             422, "Idempotency key reused", "this Idempotency-Key was used for a different request"
         )
     with db_session() as session:
-        body = job_body(job, item_counts(session, job.id))
+        body = job_body(session, job)
     response = json_response(body, 202)
     response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = body["links"]["self"]
@@ -217,7 +219,7 @@ def create_job() -> Response:
             job = session.get(Job, job_id)
             job.status_reason = "accepted; waiting for the queue to come back"
         job = session.get(Job, job_id)
-        body = job_body(job, item_counts(session, job_id))
+        body = job_body(session, job)
     response = json_response(body, 202)
     response.headers["Location"] = body["links"]["self"]
     return response
@@ -230,7 +232,7 @@ def _forget(prefix: str) -> None:
         log.warning("could not clean up %s after a refused submission", prefix)
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
+def int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
@@ -246,8 +248,8 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 @bp.get("/jobs")
 def list_jobs() -> Response:
     caller = authenticate()
-    limit = _int_arg("limit", 20, 1, 100)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    limit = int_arg("limit", 20, 1, 100)
+    offset = int_arg("offset", 0, 0, 10**9)
     with db_session() as session:
         jobs = session.scalars(
             select(Job)
@@ -257,7 +259,7 @@ def list_jobs() -> Response:
             .limit(limit + 1)
         ).all()
         body = {
-            "jobs": [job_body(j, item_counts(session, j.id)) for j in jobs[:limit]],
+            "jobs": [job_body(session, j) for j in jobs[:limit]],
             "limit": limit,
             "offset": offset,
             "next_offset": offset + limit if len(jobs) > limit else None,
@@ -270,7 +272,7 @@ def get_job(job_id: str) -> Response:
     caller = authenticate()
     with db_session() as session:
         job = _own_job(session, job_id, caller.tenant_id)
-        body = job_body(job, item_counts(session, job.id))
+        body = job_body(session, job)
     return json_response(body)
 
 
@@ -289,7 +291,7 @@ def cancel_job(job_id: str) -> Response:
                 item.status, item.finished_at = ItemStatus.CANCELLED, now
             job.status, job.finished_at = JobStatus.CANCELLED, now
             job.status_reason = "cancelled by the client"
-        body = job_body(job, item_counts(session, job.id))
+        body = job_body(session, job)
     return json_response(body)
 
 
@@ -329,7 +331,7 @@ def item_body(item: Item, top_k: int = 3) -> dict[str, Any]:
         "width": item.width,
         "height": item.height,
         "timings_ms": item.timings_ms,
-        "finished_at": _iso(item.finished_at),
+        "finished_at": iso(item.finished_at),
     }
 
 
@@ -369,12 +371,12 @@ def results(job_id: str) -> Response:
     fmt = request.args.get("format", "json")
     if fmt not in RESULT_FORMATS:
         raise bad_request(f"format must be one of {', '.join(RESULT_FORMATS)}")
-    top_k = _int_arg("top_k", 3, 1, 100)
+    top_k = int_arg("top_k", 3, 1, 100)
     with db_session() as session:
         job = _own_job(session, job_id, caller.tenant_id)
         if fmt == "json":
-            limit = _int_arg("limit", 100, 1, MAX_PAGE_SIZE)
-            offset = _int_arg("offset", 0, 0, 10**9)
+            limit = int_arg("limit", 100, 1, MAX_PAGE_SIZE)
+            offset = int_arg("offset", 0, 0, 10**9)
             items = session.scalars(
                 select(Item)
                 .where(Item.job_id == job.id)
@@ -383,7 +385,7 @@ def results(job_id: str) -> Response:
                 .limit(limit)
             ).all()
             body = {
-                "job": job_body(job, item_counts(session, job.id)),
+                "job": job_body(session, job),
                 "items": [item_body(i, top_k) for i in items],
                 "limit": limit,
                 "offset": offset,

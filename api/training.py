@@ -10,14 +10,13 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
 from api.auth import Caller, authenticate
-from api.db import db_session, settings, store
+from api.db import db_session, fetch_object, settings
 from api.errors import ApiError, bad_request, not_found, unavailable
-from api.jobs import _int_arg, _iso, item_body
+from api.jobs import int_arg, iso, item_body
 from api.responses import json_response
 from shared.db.models import Item, ItemStatus, ModelVersion, RunStatus, TrainingRun, utcnow
 from shared.queue import TRAINING_RUN_TASK, send_task
 from shared.registry import RegistryError, promote, rollback
-from shared.storage import ObjectNotFound, StorageError
 
 bp = Blueprint("training", __name__, url_prefix="/v1")
 LABEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -65,9 +64,9 @@ def run_body(run: TrainingRun) -> dict[str, Any]:
             for name in run.artifacts
             if name.endswith(".png")
         },
-        "created_at": _iso(run.created_at),
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
     }
 
 
@@ -110,8 +109,8 @@ def create_run() -> Response:
 @bp.get("/training-runs")
 def list_runs() -> Response:
     _admin()
-    limit = _int_arg("limit", 20, 1, 100)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    limit = int_arg("limit", 20, 1, 100)
+    offset = int_arg("offset", 0, 0, 10**9)
     with db_session() as session:
         runs = session.scalars(
             select(TrainingRun).order_by(TrainingRun.created_at.desc()).offset(offset).limit(limit)
@@ -142,12 +141,7 @@ def get_artifact(run_id: str, name: str) -> Response:
         key = _run(session, run_id).artifacts.get(name)
     if key is None:
         raise not_found("artifact")
-    try:
-        data = store().get(key)
-    except ObjectNotFound:
-        raise not_found("artifact") from None
-    except StorageError as exc:
-        raise unavailable(f"object storage cannot be reached: {exc}") from exc
+    data = fetch_object(key, "artifact")
     mimetype = {"png": "image/png", "json": "application/json"}.get(
         name.rsplit(".", 1)[-1], "application/octet-stream"
     )
@@ -170,8 +164,8 @@ def model_body(row: ModelVersion) -> dict[str, Any]:
         "stage": row.stage,
         "class_names": row.class_names,
         "metrics": row.metrics,
-        "created_at": _iso(row.created_at),
-        "promoted_at": _iso(row.promoted_at),
+        "created_at": iso(row.created_at),
+        "promoted_at": iso(row.promoted_at),
     }
 
 

@@ -35,6 +35,15 @@ def _progress(desc: str, total: int):
     )
 
 
+def _report(result, detail: str) -> None:
+    """Where a trained model went, its metrics per split and the time of each stage."""
+    from trainer.evaluation import metrics_table
+
+    click.echo(f"model saved to {result.path}  ({detail})")
+    click.echo(metrics_table(result.metrics))
+    click.echo("stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
+
+
 def _fail(message: str) -> None:
     click.echo(f"swatch: error: {message}", err=True)
     sys.exit(2)
@@ -118,7 +127,6 @@ def train(
     **options: object,
 ) -> None:
     """Train a pattern model on DATA_DIR (one folder per class, or train/validation/test)."""
-    from trainer.evaluation import metrics_table
     from trainer.recipes import DEFAULT_RECIPE, recipes_from_options
 
     try:
@@ -151,12 +159,11 @@ def train(
         )
         return
     skipped = len(result.dataset.skipped)
-    click.echo(
-        f"model saved to {result.path}  (recipe {result.metadata.recipe['name']}, "
-        f"{len(result.dataset.class_names)} classes, {skipped} files skipped)"
+    _report(
+        result,
+        f"recipe {result.metadata.recipe['name']}, "
+        f"{len(result.dataset.class_names)} classes, {skipped} files skipped",
     )
-    click.echo(metrics_table(result.metrics))
-    click.echo("stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
 
 
 @cli.command()
@@ -185,7 +192,6 @@ def finetune(
     augment: int,
 ) -> None:
     """Fine-tune a trained model's last backbone block (VGG16: block 5) with its head."""
-    from trainer.evaluation import metrics_table
     from trainer.finetune import FinetuneConfig
     from trainer.finetune import finetune as run_finetune
 
@@ -195,12 +201,7 @@ def finetune(
     except (ValueError, RuntimeError, OSError) as exc:
         _fail(str(exc))
         return
-    click.echo(
-        f"model saved to {result.path}  (best epoch "
-        f"{result.metadata.recipe['finetune']['best_epoch']})"
-    )
-    click.echo(metrics_table(result.metrics))
-    click.echo("stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
+    _report(result, f"best epoch {result.metadata.recipe['finetune']['best_epoch']}")
 
 
 @cli.command()

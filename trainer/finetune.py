@@ -252,7 +252,7 @@ def finetune_if_better(
     """
     import shutil
 
-    if meta_backbone(result) not in SEQUENTIAL_BACKBONES:
+    if result.metadata.backbone not in SEQUENTIAL_BACKBONES:
         result.metadata.recipe["finetune_decision"] = {
             "kept": False,
             "reason": "backbone not supported",
@@ -289,7 +289,3 @@ def finetune_if_better(
     result.metadata.recipe["finetune_decision"] = summary
     (result.path / "metadata.json").write_text(result.metadata.model_dump_json(indent=2))
     return result
-
-
-def meta_backbone(result: TrainResult) -> str:
-    return result.metadata.backbone

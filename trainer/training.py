@@ -277,10 +277,12 @@ def train(
     settings: Settings | None = None,
     progress: ProgressFactory = silent,
     remover: BackgroundRemover | None = None,
+    dataset: Dataset | None = None,
 ) -> TrainResult:
     """Train ``recipe`` on ``data_dir`` and save the model to ``out``.
 
-    ``remover`` replaces the rembg remover the recipe would make (tests use a stand-in).
+    ``remover`` replaces the rembg remover the recipe would make (tests use a stand-in);
+    ``dataset`` is ``data_dir`` already scanned with this seed (every file is decoded once).
     """
     import keras
 
@@ -288,7 +290,8 @@ def train(
     out = Path(out)
     watch = Stopwatch()
     with watch.stage("scan dataset"):
-        dataset = load_dataset(data_dir, seed=seed, max_pixels=settings.max_image_pixels)
+        if dataset is None:
+            dataset = load_dataset(data_dir, seed=seed, max_pixels=settings.max_image_pixels)
     n_classes = len(dataset.class_names)
     if len(set(class_counts(dataset.splits["train"], n_classes)) - {0}) == 0:
         raise ValueError("no training images")
@@ -407,6 +410,8 @@ def train_best(
             remover=remover,
         )
     out = Path(out)
+    settings = settings or get_settings()
+    dataset = load_dataset(data_dir, seed=seed, max_pixels=settings.max_image_pixels)
     results = []
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         for recipe in recipes:
@@ -419,6 +424,7 @@ def train_best(
                     settings=settings,
                     progress=progress,
                     remover=remover,
+                    dataset=dataset,
                 )
             )
         best = max(results, key=lambda r: selection_score(r.metrics))

@@ -155,7 +155,9 @@ def tune(
         head_config=HeadConfig(dense, 0.5, normalize),
         optimizer=optimizer,
     )
-    result = train(data_dir, out, recipe, seed=seed, settings=settings, progress=progress)
+    result = train(
+        data_dir, out, recipe, seed=seed, settings=settings, progress=progress, dataset=dataset
+    )
     result.metadata.recipe["tuner_trials"] = trials
     (result.path / "metadata.json").write_text(result.metadata.model_dump_json(indent=2))
     timings = {**watch.timings, **{f"final {k}": v for k, v in result.timings.items()}}
