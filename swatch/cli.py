@@ -273,14 +273,18 @@ def tune(
     except (ValueError, RuntimeError, OSError) as exc:
         _fail(str(exc))
         return
-    click.echo(f"{'trial':<8}{'layers':<24}{'optimizer':<10}{'val_loss':>9}")
-    for trial in result.trials[:3]:
-        layers = ", ".join(f"{u} {a}" for u, a in trial["dense_layers"])
-        click.echo(
-            f"{trial['trial']:<8}{layers:<24}{trial['optimizer']:<10}{trial['val_loss']:>9.4f}"
-        )
+    _echo_trials(result.trials)
     click.echo(f"model saved to {result.result.path}")
     click.echo(metrics_table(result.result.metrics))
+
+
+def _echo_trials(trials: list[dict], top: int = 3) -> None:
+    """The best trials, like the study's Table 2."""
+    click.echo(f"{'trial':<8}{'layers':<24}{'optimizer':<10}{'val_loss':>9}")
+    for trial in trials[:top]:
+        layers = ", ".join(f"{u} {a}" for u, a in trial["dense_layers"])
+        loss = f"{trial['val_loss']:.4f}" if trial["val_loss"] is not None else "nan"
+        click.echo(f"{trial['trial']:<8}{layers:<24}{trial['optimizer']:<10}{loss:>9}")
 
 
 @cli.command()
@@ -348,8 +352,8 @@ def pipeline(
     from trainer.finetune import FinetuneConfig
     from trainer.pipeline import run_pipeline
 
-    def stage(name: str, result) -> None:
-        click.echo(f"== {name}: {result.path}")
+    def stage(name: str, result, seconds: float) -> None:
+        click.echo(f"== {name}: {result.path} ({seconds:.0f} s)")
         click.echo(metrics_table(result.metrics))
 
     from trainer.recipes import get_recipe
@@ -360,7 +364,7 @@ def pipeline(
     if no_background_removal:
         base = replace(base, background_removal=None)
     try:
-        run_pipeline(
+        result = run_pipeline(
             data_dir,
             out_dir,
             base=base,
@@ -373,6 +377,10 @@ def pipeline(
         )
     except (ValueError, RuntimeError, OSError) as exc:
         _fail(str(exc))
+        return
+    click.echo("== top tuner trials")
+    _echo_trials(result.trials)
+    click.echo("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()))
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:

@@ -139,8 +139,16 @@ def test_tune_compare_and_pipeline_commands(
         ],
     )
     assert result.exit_code == 0, result.output
-    stages = [line for line in result.output.splitlines() if line.startswith("==")]
+    stages = [line.split(" (")[0] for line in result.output.splitlines() if line.startswith("==")]
     assert stages == [
-        f"== {stage}: {tmp_path / 'p' / folder}"
-        for stage, folder in (("train", "trained"), ("tune", "tuned"), ("finetune", "finetuned"))
+        *(
+            f"== {stage}: {tmp_path / 'p' / folder}"
+            for stage, folder in (
+                ("train", "trained"),
+                ("tune", "tuned"),
+                ("finetune", "finetuned"),
+            )
+        ),
+        "== top tuner trials",
     ]
+    assert "wall time: train" in result.output

@@ -43,10 +43,12 @@ def test_pipeline_trains_tunes_and_finetunes(
         trial_epochs=1,
         finetune_config=FinetuneConfig(epochs=1),
         settings=settings,
-        on_stage=lambda name, r: stages.append(name),
+        on_stage=lambda name, r, seconds: stages.append(name),
     )
     assert stages == ["train", "tune", "finetune"]
     for folder in ("trained", "tuned", "finetuned"):
         assert (tmp_path / "p" / folder / "model.keras").is_file()
     assert result.finetuned.metadata.recipe["finetune"]["from_model"].endswith("tuned")
     assert len(result.trials) == 2
+    assert set(result.seconds) == {"train", "tune", "finetune"}
+    assert all(s > 0 for s in result.seconds.values())

@@ -111,6 +111,7 @@ def test_pipeline_run_has_three_child_runs(run_settings: Settings, pattern_tree:
         assert sorted(c.kind for c in children) == ["finetune", "train", "tune"]
         tune = next(c for c in children if c.kind == "tune")
         assert len(tune.trials) == 2
+        assert all(c.finished_at > c.started_at for c in children)
     assert _run(run_settings, run_id).model_version
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,9 @@ from trainer.recipes import Recipe, get_recipe
 from trainer.training import TrainResult, train
 from trainer.tuning import tune
 
+# Called as each stage ends with its name, its model and its wall time in seconds.
+StageCallback = Callable[[str, TrainResult, float], None]
+
 
 @dataclass
 class PipelineResult:
@@ -20,6 +25,7 @@ class PipelineResult:
     tuned: TrainResult
     trials: list[dict[str, Any]]
     finetuned: TrainResult
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_pipeline(
@@ -33,17 +39,26 @@ def run_pipeline(
     seed: int = 0,
     settings: Settings | None = None,
     progress: ProgressFactory = silent,
-    on_stage: Any = None,
+    on_stage: StageCallback | None = None,
 ) -> PipelineResult:
     """``out_dir`` gets ``trained/``, ``tuned/`` (with ``tuner/`` state) and ``finetuned/``."""
     settings = settings or get_settings()
     base = base or get_recipe("study")
     out_dir = Path(out_dir)
-    stage = on_stage or (lambda name, result: None)
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+
+    def done(name: str, result: TrainResult) -> None:
+        nonlocal start
+        seconds[name] = round(time.perf_counter() - start, 1)
+        if on_stage:
+            on_stage(name, result, seconds[name])
+        start = time.perf_counter()
+
     trained = train(
         data_dir, out_dir / "trained", base, seed=seed, settings=settings, progress=progress
     )
-    stage("train", trained)
+    done("train", trained)
     tuned = tune(
         data_dir,
         out_dir / "tuned",
@@ -55,7 +70,7 @@ def run_pipeline(
         settings=settings,
         progress=progress,
     )
-    stage("tune", tuned.result)
+    done("tune", tuned.result)
     finetuned = finetune(
         tuned.result.path,
         data_dir,
@@ -64,5 +79,5 @@ def run_pipeline(
         settings=settings,
         progress=progress,
     )
-    stage("finetune", finetuned)
-    return PipelineResult(trained, tuned.result, tuned.trials, finetuned)
+    done("finetune", finetuned)
+    return PipelineResult(trained, tuned.result, tuned.trials, finetuned, seconds)

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import traceback
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -240,14 +241,21 @@ def _pipeline(
 
     children: dict[str, str] = {}
 
-    def on_stage(stage: str, result: Any) -> None:
+    def on_stage(stage: str, result: Any, seconds: float) -> None:
         child = create_run(
             settings,
             {"train": "train", "tune": "tune", "finetune": "finetune"}[stage],
             {**params, "stage_of": run_id},
             parent_id=run_id,
         )
-        _set(settings, child, status=RunStatus.SUCCEEDED, started_at=utcnow(), finished_at=utcnow())
+        now = utcnow()
+        _set(
+            settings,
+            child,
+            status=RunStatus.SUCCEEDED,
+            started_at=now - timedelta(seconds=seconds),
+            finished_at=now,
+        )
         last = stage == "finetune"
         _record_model(
             settings, store, child, result, auto_promote=last and bool(params.get("promote", False))
