@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,51 @@ def test_rollback_restores_the_previous_production(db: str, tmp_path: Path) -> N
         decision = rollback(s)
         assert decision.version == a and production(s).version == a
         assert register(s, tmp_path / "b").stage == "archived"  # registering again: same row
+
+
+def test_a_worker_without_the_registry_folder_loads_the_model_from_storage(
+    db: str, tmp_path: Path
+) -> None:
+    from shared.config import Settings
+    from shared.model_store import fetch_model, upload_model
+    from shared.storage import LocalStore, ObjectNotFound
+    from worker.models import choose_model
+
+    store = LocalStore(tmp_path / "objects")
+    folder = _model(tmp_path / "trainer-home" / "m", 0.9, 0.3)
+    with session_scope(db) as s:
+        version = register(s, folder).version
+        promote(s, version)
+    keys = upload_model(store, folder, version)
+    assert sorted(keys) == ["metadata.json", "model.keras"]
+    shutil.rmtree(folder)  # this worker runs on another machine
+
+    settings = Settings(database_url=db, home=tmp_path / "worker-home")
+    choice = choose_model(settings, store)
+    assert choice.version == version
+    assert choice.path == tmp_path / "worker-home" / "models" / version
+    assert (choice.path / "model.keras").read_bytes() == b"not loaded here"
+    store.delete_prefix("models/")  # downloaded once: the copy on disk serves from now on
+    assert choose_model(settings, store).path == choice.path
+    assert [p.name for p in choice.path.parent.iterdir()] == [version]  # no partial copies
+    with pytest.raises(ObjectNotFound):
+        fetch_model(store, "0" * 12, tmp_path / "worker-home" / "models")
+
+
+def test_a_production_model_missing_everywhere_falls_back_to_the_configured_one(
+    db: str, tmp_path: Path
+) -> None:
+    from shared.config import Settings
+    from shared.storage import LocalStore
+    from worker.models import NoModel, choose_model
+
+    with session_scope(db) as s:
+        version = register(s, _model(tmp_path / "gone", 0.9, 0.3)).version
+        promote(s, version)
+    shutil.rmtree(tmp_path / "gone")
+    settings = Settings(database_url=db, home=tmp_path / "home")
+    with pytest.raises(NoModel, match="waiting for a model"):
+        choose_model(settings, LocalStore(tmp_path / "objects"))
+    configured = _model(tmp_path / "configured", 0.5, 1.0)
+    settings = Settings(database_url=db, home=tmp_path / "home", model_path=configured)
+    assert choose_model(settings, LocalStore(tmp_path / "objects")).path == configured

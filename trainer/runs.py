@@ -14,6 +14,7 @@ from typing import Any
 from shared.config import Settings
 from shared.db.models import RunStatus, TrainingRun, utcnow
 from shared.db.session import session_scope
+from shared.model_store import upload_model
 from shared.progress import Progress
 from shared.registry import promote, register
 from shared.storage import ObjectStore
@@ -67,15 +68,6 @@ class _RunProgress:
         self._write(force=True)
 
 
-def _upload_folder(store: ObjectStore, folder: Path, prefix: str) -> dict[str, str]:
-    keys = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        key = f"{prefix}{path.relative_to(folder).as_posix()}"
-        store.put(key, path.read_bytes())
-        keys[path.relative_to(folder).as_posix()] = key
-    return keys
-
-
 def _record_model(
     settings: Settings, store: ObjectStore, run_id: str, result: Any, auto_promote: bool
 ) -> dict[str, Any]:
@@ -88,7 +80,7 @@ def _record_model(
     home = settings.home / "models" / version
     if not home.exists():
         shutil.copytree(result.path, home)
-    artifacts = _upload_folder(store, home, f"runs/{run_id}/model/")
+    artifacts = upload_model(store, home, version)
     with session_scope(settings.database) as session:
         row = register(session, home)
         decision = promote(session, row.version) if auto_promote else None

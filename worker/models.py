@@ -10,7 +10,9 @@ from pathlib import Path
 from shared.artifact import ArtifactError, model_version, read_metadata
 from shared.config import Settings
 from shared.db.session import session_scope
+from shared.model_store import fetch_model
 from shared.registry import production
+from shared.storage import ObjectNotFound, ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +27,22 @@ class NoModel(Exception):
     """No model is configured or promoted yet; the message says what to do."""
 
 
-def choose_model(settings: Settings) -> ModelChoice:
-    """The registry's production model, else the configured ``SWATCH_MODEL_PATH``."""
+def choose_model(settings: Settings, store: ObjectStore) -> ModelChoice:
+    """The registry's production model, else the configured ``SWATCH_MODEL_PATH``.
+
+    The production model is read from the registry's folder when this machine has it, else
+    downloaded from object storage once (a worker on another machine).
+    """
     with session_scope(settings.database) as session:
         row = production(session)
-        if row is not None and Path(row.uri).is_dir():
-            return ModelChoice(row.version, Path(row.uri))
+        version, uri = (row.version, Path(row.uri)) if row is not None else (None, None)
+    if version is not None:
+        if uri.is_dir():
+            return ModelChoice(version, uri)
+        try:
+            return ModelChoice(version, fetch_model(store, version, settings.home / "models"))
+        except ObjectNotFound:
+            log.warning("production model %s is neither at %s nor in storage", version, uri)
     if settings.model_path is None:
         raise NoModel("waiting for a model: none is configured (SWATCH_MODEL_PATH) or promoted")
     try:
@@ -48,8 +60,8 @@ class ModelCache:
         self._version: str | None = None
         self._classifier = None
 
-    def get(self, settings: Settings):
-        choice = choose_model(settings)
+    def get(self, settings: Settings, store: ObjectStore):
+        choice = choose_model(settings, store)
         with self._lock:
             if choice.version != self._version:
                 from shared.classifier import Classifier

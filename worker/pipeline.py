@@ -90,7 +90,7 @@ def process_batch(
             report.skipped = len(item_ids)
             return report
     try:
-        classifier, version = MODELS.get(settings)
+        classifier, version = MODELS.get(settings, store)
     except NoModel as exc:
         with session_scope(settings.database) as session:
             session.get(Job, job_id).status_reason = str(exc)

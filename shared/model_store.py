@@ -1,0 +1,55 @@
+"""Model folders in object storage, so a worker on any machine can load the production model.
+
+The trainer uploads each registered model under ``models/<version>/``; a worker whose disk
+lacks the registry's folder downloads it once into its own home and loads it from there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from shared.storage import ObjectNotFound, ObjectStore
+
+
+def model_prefix(version: str) -> str:
+    return f"models/{version}/"
+
+
+def upload_model(store: ObjectStore, folder: Path, version: str) -> dict[str, str]:
+    """Every file of ``folder`` under the version's prefix; returns name -> key."""
+    keys = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        keys[name] = model_prefix(version) + name
+        store.put(keys[name], path.read_bytes())
+    return keys
+
+
+def fetch_model(store: ObjectStore, version: str, root: Path) -> Path:
+    """``root/<version>``, downloaded first unless an earlier call already did."""
+    dest = root / version
+    if (dest / "metadata.json").is_file():
+        return dest
+    prefix = model_prefix(version)
+    keys = store.list(prefix)
+    if prefix + "metadata.json" not in keys:
+        raise ObjectNotFound(f"model {version} is not in object storage")
+    # Written beside the destination and renamed, so a process that dies half-way (or a
+    # second process downloading the same version) never leaves a partial model behind.
+    partial = root / f".{version}.{uuid.uuid4().hex}"
+    try:
+        for key in keys:
+            target = partial / key[len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(store.get(key))
+        try:
+            os.replace(partial, dest)
+        except OSError:
+            if not (dest / "metadata.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return dest
