@@ -28,6 +28,10 @@ def upload_model(store: ObjectStore, folder: Path, version: str) -> dict[str, st
     return keys
 
 
+def has_model(store: ObjectStore, version: str) -> bool:
+    return store.exists(model_prefix(version) + "metadata.json")
+
+
 def fetch_model(store: ObjectStore, version: str, root: Path) -> Path:
     """``root/<version>``, downloaded first unless an earlier call already did."""
     dest = root / version

@@ -628,10 +628,11 @@ def up(port: int, workers: int, home: Path | None) -> None:
         stack.stop()
         _fail(f"could not start the stack: {exc}")
         return
+    from shared.storage import open_store
     from worker.models import NoModel, choose_model
 
     try:
-        model = f"model {choose_model(settings).version}"
+        model = f"model {choose_model(settings, open_store(settings)).version}"
     except NoModel as exc:
         model = f"no model yet ({exc}); jobs wait until there is one"
     if bootstrap_run:

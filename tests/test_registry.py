@@ -72,7 +72,7 @@ def test_a_worker_without_the_registry_folder_loads_the_model_from_storage(
     from shared.config import Settings
     from shared.model_store import fetch_model, upload_model
     from shared.storage import LocalStore, ObjectNotFound
-    from worker.models import choose_model
+    from worker.models import choose_model, model_ready
 
     store = LocalStore(tmp_path / "objects")
     folder = _model(tmp_path / "trainer-home" / "m", 0.9, 0.3)
@@ -84,6 +84,8 @@ def test_a_worker_without_the_registry_folder_loads_the_model_from_storage(
     shutil.rmtree(folder)  # this worker runs on another machine
 
     settings = Settings(database_url=db, home=tmp_path / "worker-home")
+    assert model_ready(settings, store)  # the sweeper asks without downloading
+    assert not (tmp_path / "worker-home" / "models").exists()
     choice = choose_model(settings, store)
     assert choice.version == version
     assert choice.path == tmp_path / "worker-home" / "models" / version
@@ -100,13 +102,14 @@ def test_a_production_model_missing_everywhere_falls_back_to_the_configured_one(
 ) -> None:
     from shared.config import Settings
     from shared.storage import LocalStore
-    from worker.models import NoModel, choose_model
+    from worker.models import NoModel, choose_model, model_ready
 
     with session_scope(db) as s:
         version = register(s, _model(tmp_path / "gone", 0.9, 0.3)).version
         promote(s, version)
     shutil.rmtree(tmp_path / "gone")
     settings = Settings(database_url=db, home=tmp_path / "home")
+    assert not model_ready(settings, LocalStore(tmp_path / "objects"))
     with pytest.raises(NoModel, match="waiting for a model"):
         choose_model(settings, LocalStore(tmp_path / "objects"))
     configured = _model(tmp_path / "configured", 0.5, 1.0)

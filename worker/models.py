@@ -10,7 +10,7 @@ from pathlib import Path
 from shared.artifact import ArtifactError, model_version, read_metadata
 from shared.config import Settings
 from shared.db.session import session_scope
-from shared.model_store import fetch_model
+from shared.model_store import fetch_model, has_model
 from shared.registry import production
 from shared.storage import ObjectNotFound, ObjectStore
 
@@ -27,22 +27,14 @@ class NoModel(Exception):
     """No model is configured or promoted yet; the message says what to do."""
 
 
-def choose_model(settings: Settings, store: ObjectStore) -> ModelChoice:
-    """The registry's production model, else the configured ``SWATCH_MODEL_PATH``.
-
-    The production model is read from the registry's folder when this machine has it, else
-    downloaded from object storage once (a worker on another machine).
-    """
+def _production(settings: Settings) -> ModelChoice | None:
+    """The registry's production version and its folder on the trainer's disk."""
     with session_scope(settings.database) as session:
         row = production(session)
-        version, uri = (row.version, Path(row.uri)) if row is not None else (None, None)
-    if version is not None:
-        if uri.is_dir():
-            return ModelChoice(version, uri)
-        try:
-            return ModelChoice(version, fetch_model(store, version, settings.home / "models"))
-        except ObjectNotFound:
-            log.warning("production model %s is neither at %s nor in storage", version, uri)
+        return ModelChoice(row.version, Path(row.uri)) if row is not None else None
+
+
+def _configured(settings: Settings) -> ModelChoice:
     if settings.model_path is None:
         raise NoModel("waiting for a model: none is configured (SWATCH_MODEL_PATH) or promoted")
     try:
@@ -50,6 +42,39 @@ def choose_model(settings: Settings, store: ObjectStore) -> ModelChoice:
     except ArtifactError as exc:
         raise NoModel(f"waiting for a model: {exc}") from None
     return ModelChoice(model_version(settings.model_path), settings.model_path)
+
+
+def choose_model(settings: Settings, store: ObjectStore) -> ModelChoice:
+    """The registry's production model, else the configured ``SWATCH_MODEL_PATH``.
+
+    The production model is read from the registry's folder when this machine has it, else
+    downloaded from object storage once (a worker on another machine).
+    """
+    prod = _production(settings)
+    if prod is not None:
+        if prod.path.is_dir():
+            return prod
+        try:
+            return ModelChoice(
+                prod.version, fetch_model(store, prod.version, settings.home / "models")
+            )
+        except ObjectNotFound:
+            log.warning(
+                "production model %s is neither at %s nor in storage", prod.version, prod.path
+            )
+    return _configured(settings)
+
+
+def model_ready(settings: Settings, store: ObjectStore) -> bool:
+    """Whether a worker would find a model, without downloading one (the sweeper asks)."""
+    prod = _production(settings)
+    if prod is not None and (prod.path.is_dir() or has_model(store, prod.version)):
+        return True
+    try:
+        _configured(settings)
+    except NoModel:
+        return False
+    return True
 
 
 class ModelCache:

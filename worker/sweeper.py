@@ -20,7 +20,8 @@ from shared.db.session import session_scope
 from shared.dispatch import dispatch
 from shared.jobstate import refresh
 from shared.queue import CLASSIFY_QUEUE
-from worker.models import NoModel, choose_model
+from shared.storage import ObjectStore
+from worker.models import model_ready
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def queue_length(settings: Settings) -> int:
     return int(redis.Redis.from_url(settings.redis_url, socket_timeout=5).llen(CLASSIFY_QUEUE))
 
 
-def sweep(settings: Settings) -> SweepReport:
+def sweep(settings: Settings, store: ObjectStore) -> SweepReport:
     report = SweepReport()
     now = utcnow()
     with session_scope(settings.database) as session:
@@ -52,9 +53,7 @@ def sweep(settings: Settings) -> SweepReport:
             .values(status=ItemStatus.PENDING, dispatched_at=None)
         )
         report.revived = result.rowcount or 0
-    try:
-        choose_model(settings)
-    except NoModel:
+    if not model_ready(settings, store):
         report.waiting_for_model = True
         return report
     resend_before = now - timedelta(seconds=settings.redispatch_after_s)

@@ -42,7 +42,7 @@ def classify_batch(self, job_id: str, item_ids: list[str]) -> dict:
 
 @app.task(name=SWEEP_TASK, ignore_result=True)
 def sweep_task() -> dict:
-    return sweep(settings).__dict__
+    return sweep(settings, store()).__dict__
 
 
 @app.task(
