@@ -19,12 +19,19 @@ def model_prefix(version: str) -> str:
 
 
 def upload_model(store: ObjectStore, folder: Path, version: str) -> dict[str, str]:
-    """Every file of ``folder`` under the version's prefix; returns name -> key."""
-    keys = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        name = path.relative_to(folder).as_posix()
-        keys[name] = model_prefix(version) + name
-        store.put(keys[name], path.read_bytes())
+    """Every file of ``folder`` under the version's prefix; returns name -> key.
+
+    metadata.json goes last: its presence marks a complete upload, so one cut short is
+    neither loaded by a worker nor skipped when uploaded again.
+    """
+    names = sorted(
+        (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()),
+        key=lambda name: (name == "metadata.json", name),
+    )
+    keys = {name: model_prefix(version) + name for name in names}
+    if not has_model(store, version):
+        for name in names:
+            store.put(keys[name], (folder / name).read_bytes())
     return keys
 
 
