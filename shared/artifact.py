@@ -37,6 +37,10 @@ class ModelMetadata(BaseModel):
     versions: dict[str, str] = Field(default_factory=dict)
 
 
+def write_metadata(path: Path, metadata: ModelMetadata) -> None:
+    (Path(path) / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
+
+
 def save_artifact(
     path: Path, model: Any, metadata: ModelMetadata, extra_files: dict[str, Path] | None = None
 ) -> Path:
@@ -46,7 +50,7 @@ def save_artifact(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.save(tmp / MODEL_FILE)
-    (tmp / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
+    write_metadata(tmp, metadata)
     for name, source in (extra_files or {}).items():
         shutil.copy2(source, tmp / name)
     if path.exists():

@@ -11,6 +11,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from shared.artifact import METADATA_FILE
 from shared.storage import ObjectNotFound, ObjectStore
 
 
@@ -26,7 +27,7 @@ def upload_model(store: ObjectStore, folder: Path, version: str) -> dict[str, st
     """
     names = sorted(
         (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()),
-        key=lambda name: (name == "metadata.json", name),
+        key=lambda name: (name == METADATA_FILE, name),
     )
     keys = {name: model_prefix(version) + name for name in names}
     if not has_model(store, version):
@@ -36,17 +37,17 @@ def upload_model(store: ObjectStore, folder: Path, version: str) -> dict[str, st
 
 
 def has_model(store: ObjectStore, version: str) -> bool:
-    return store.exists(model_prefix(version) + "metadata.json")
+    return store.exists(model_prefix(version) + METADATA_FILE)
 
 
 def fetch_model(store: ObjectStore, version: str, root: Path) -> Path:
     """``root/<version>``, downloaded first unless an earlier call already did."""
     dest = root / version
-    if (dest / "metadata.json").is_file():
+    if (dest / METADATA_FILE).is_file():
         return dest
     prefix = model_prefix(version)
     keys = store.list(prefix)
-    if prefix + "metadata.json" not in keys:
+    if prefix + METADATA_FILE not in keys:
         raise ObjectNotFound(f"model {version} is not in object storage")
     # Written beside the destination and renamed, so a process that dies half-way (or a
     # second process downloading the same version) never leaves a partial model behind.
@@ -59,7 +60,7 @@ def fetch_model(store: ObjectStore, version: str, root: Path) -> Path:
         try:
             os.replace(partial, dest)
         except OSError:
-            if not (dest / "metadata.json").is_file():
+            if not (dest / METADATA_FILE).is_file():
                 raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)

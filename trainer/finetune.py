@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.artifact import MODEL_FILE, read_metadata, save_artifact
+from shared.artifact import MODEL_FILE, read_metadata, save_artifact, write_metadata
 from shared.augment import Augmentation
 from shared.backbones import get_backbone, resolve_weights
 from shared.background import BackgroundRemover
@@ -253,12 +253,7 @@ def finetune_if_better(
     import shutil
 
     if result.metadata.backbone not in SEQUENTIAL_BACKBONES:
-        result.metadata.recipe["finetune_decision"] = {
-            "kept": False,
-            "reason": "backbone not supported",
-        }
-        (result.path / "metadata.json").write_text(result.metadata.model_dump_json(indent=2))
-        return result
+        return _not_finetuned(result, {"kept": False, "reason": "backbone not supported"})
     split = "validation" if "validation" in result.metrics else "train"
     before = result.metrics[split]
     with tempfile.TemporaryDirectory(dir=result.path.parent) as tmp:
@@ -277,7 +272,7 @@ def finetune_if_better(
         }
         if keep:
             tuned.metadata.recipe["finetune"]["decision"] = summary
-            (tuned.path / "metadata.json").write_text(tuned.metadata.model_dump_json(indent=2))
+            write_metadata(tuned.path, tuned.metadata)
             shutil.rmtree(result.path)
             shutil.move(str(tuned.path), result.path)
             tuned.path = result.path
@@ -286,6 +281,10 @@ def finetune_if_better(
                 **{f"finetune {k}": v for k, v in tuned.timings.items()},
             }
             return tuned
-    result.metadata.recipe["finetune_decision"] = summary
-    (result.path / "metadata.json").write_text(result.metadata.model_dump_json(indent=2))
+    return _not_finetuned(result, summary)
+
+
+def _not_finetuned(result: TrainResult, decision: dict[str, Any]) -> TrainResult:
+    result.metadata.recipe["finetune_decision"] = decision
+    write_metadata(result.path, result.metadata)
     return result

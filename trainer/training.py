@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.artifact import ModelMetadata, save_artifact
+from shared.artifact import ModelMetadata, save_artifact, write_metadata
 from shared.augment import Augmentation
 from shared.backbones import get_backbone, resolve_weights, weights_id
 from shared.background import BackgroundRemover
@@ -369,7 +369,7 @@ def train(
         metadata.timings_s = dict(watch.timings)
         save_artifact(out, model, metadata, extra)
     metadata.timings_s = dict(watch.timings)
-    (out / "metadata.json").write_text(metadata.model_dump_json(indent=2))
+    write_metadata(out, metadata)
     return TrainResult(out, metadata, metrics, dict(watch.timings), dataset, history)
 
 
@@ -435,7 +435,7 @@ def train_best(
             }
             for r in results
         }
-        (best.path / "metadata.json").write_text(best.metadata.model_dump_json(indent=2))
+        write_metadata(best.path, best.metadata)
         if out.exists():
             shutil.rmtree(out)
         shutil.move(str(best.path), out)

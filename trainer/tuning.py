@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from shared.artifact import write_metadata
 from shared.config import Settings, get_settings
 from shared.dataset import load_dataset
 from shared.model import HeadConfig, build_head
@@ -159,6 +160,6 @@ def tune(
         data_dir, out, recipe, seed=seed, settings=settings, progress=progress, dataset=dataset
     )
     result.metadata.recipe["tuner_trials"] = trials
-    (result.path / "metadata.json").write_text(result.metadata.model_dump_json(indent=2))
+    write_metadata(result.path, result.metadata)
     timings = {**watch.timings, **{f"final {k}": v for k, v in result.timings.items()}}
     return TuneResult(result, trials, timings)

@@ -92,14 +92,7 @@ def process_batch(
     try:
         classifier, version = MODELS.get(settings, store)
     except NoModel as exc:
-        with session_scope(settings.database) as session:
-            session.get(Job, job_id).status_reason = str(exc)
-            # Undispatched again: the sweeper sends them once a model exists.
-            session.execute(
-                update(Item)
-                .where(Item.id.in_(item_ids), Item.status == ItemStatus.PENDING)
-                .values(dispatched_at=None)
-            )
+        _wait_for(settings, job_id, item_ids, str(exc), held=ItemStatus.PENDING)
         report.waiting = str(exc)
         return report
 
@@ -143,7 +136,13 @@ def process_batch(
             views, cutout = classifier.prepare_with_mask(data)
         except BackgroundRemovalError as exc:
             # Configuration, not the image: the items wait, the job says why.
-            _wait_for(settings, job_id, [i for i, _, _ in work], f"waiting: {exc}")
+            _wait_for(
+                settings,
+                job_id,
+                [i for i, _, _ in work],
+                f"waiting: {exc}",
+                held=ItemStatus.RUNNING,
+            )
             report.waiting = str(exc)
             return report
         except ObjectNotFound:
@@ -197,11 +196,15 @@ def process_batch(
     return report
 
 
-def _wait_for(settings: Settings, job_id: str, item_ids: list[str], reason: str) -> None:
+def _wait_for(
+    settings: Settings, job_id: str, item_ids: list[str], reason: str, *, held: str
+) -> None:
+    """Those of ``item_ids`` in status ``held`` (this batch's) go back to pending and unsent:
+    the sweeper sends them again once the cause is gone. The job says why it waits."""
     with session_scope(settings.database) as session:
         session.execute(
             update(Item)
-            .where(Item.id.in_(item_ids), Item.status == ItemStatus.RUNNING)
+            .where(Item.id.in_(item_ids), Item.status == held)
             .values(status=ItemStatus.PENDING, dispatched_at=None)
         )
         job = session.get(Job, job_id)

@@ -53,7 +53,7 @@ def test_a_run_through_the_trainer_worker_then_promote_and_rollback(
     client, service_settings, workers, pattern_tree
 ) -> None:
     headers = {"X-API-Key": _admin_key(service_settings)}
-    workers.stack.processes["trainer"] = _start_trainer(workers)
+    workers.stack.start_trainer()
     response = client.post(
         "/v1/training-runs",
         headers=headers,
@@ -92,10 +92,6 @@ def test_a_run_through_the_trainer_worker_then_promote_and_rollback(
     assert back["version"] == run["model_version"]
 
 
-def _start_trainer(workers):
-    return workers.stack.start_trainer()
-
-
 def test_labels_are_accepted_for_classified_images_only(client, api_key, service_settings) -> None:
     from shared.db.models import Item
     from shared.storage import open_store
@@ -131,7 +127,7 @@ def test_every_kind_through_the_trainer_worker(
     client, service_settings, workers, pattern_tree
 ) -> None:
     headers = {"X-API-Key": _admin_key(service_settings)}
-    workers.stack.processes["trainer"] = _start_trainer(workers)
+    workers.stack.start_trainer()
     quick = {**TINY, "epochs": 1}
     requests = {
         "train": {"recipe": "study", "options": quick},
